@@ -1,0 +1,111 @@
+"""Atomic writes and resumable checkpoints.
+
+Every file is written to a temporary sibling and renamed into place, so a killed run
+never leaves a half-written output. The checkpoint carries the loop, the method and the
+global RNG states; batch order and augmentation are derived from (seed, epoch) and need
+no saving.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:
+    from rlaux.config import TrainConfig
+    from rlaux.methods.base import AuxMethod
+    from rlaux.training import Trainer
+
+CKPT = "checkpoint.pt"
+# Keys that may differ between a killed run and its resumption.
+RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "device"}
+
+
+def _atomic(path: Path, write) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    _atomic(path, lambda f: torch.save(obj, f))
+
+
+def write_text(path: Path, text: str) -> None:
+    _atomic(path, lambda f: f.write(text.encode()))
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    fields: list[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def exists(out: Path) -> bool:
+    return (Path(out) / CKPT).is_file()
+
+
+def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, method: AuxMethod) -> None:
+    state = {
+        "epochs_done": epochs_done,
+        "history": history,
+        "config": trainer.cfg.snapshot(),
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "scheduler": trainer.scheduler.state_dict(),
+        "method": method.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
+        },
+    }
+    write_csv(Path(out) / "history.csv", history)
+    atomic_torch_save(state, Path(out) / CKPT)
+
+
+def load(out: Path, cfg: TrainConfig, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:
+    """Restore a killed run; refuses a checkpoint written under a different config."""
+    state = torch.load(Path(out) / CKPT, map_location=trainer.device, weights_only=False)
+    old, new = state["config"], cfg.snapshot()
+    changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+    if changed:
+        raise ValueError(f"cannot resume {out}: its checkpoint was written with different {', '.join(changed)}; "
+                         f"use a new --out or drop --resume to start over")
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    method.load_state_dict(state["method"])
+    rng = state["rng"]
+    torch.set_rng_state(rng["torch"].cpu())
+    if rng["cuda"]:
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    return state["epochs_done"], state["history"]

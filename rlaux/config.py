@@ -1,0 +1,173 @@
+"""One typed, validated configuration for every run.
+
+The CLI (`rlaux train --flag`), YAML files (`--config`) and `params.yaml` all end up
+as a `TrainConfig`. Validation happens here, before any data is loaded or any file is
+written, and every error names the offending key and the values it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DatasetName = Literal["cifar100-20", "cifar10", "svhn"]
+DeviceName = Literal["auto", "cpu", "cuda"]
+DATA_ENV_VAR = "RLAUX_DATA"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
+
+
+class Errata(_Strict):
+    """As-run behaviours of the authors' code (SPEC §6). All default off = the paper's text."""
+
+    frozen_heads: bool = False
+    """§6.1: PPO action/value heads are never trained (replaced after the optimiser was built)."""
+    scalar_value: bool = False
+    """§6.2: the value head averages over the minibatch, so the critic is one scalar."""
+    softmax_features: bool = False
+    """§6.3: agent features are the softmax of a VGG16 head (bounded), not a free embedding."""
+    broadcast_targets: bool = False
+    """§6.4: CIFAR-100-20 target broadcast bug (a sample's target built from batch positions)."""
+    softmax_reward: bool = False
+    """§6.5: reward uses cross-entropy on softmax outputs (double softmax)."""
+    weight_scale_8w3: bool = False
+    """§6.6: WA-RL factor 2^(8w-3) instead of the paper's 2^(10w-5)."""
+    batch_mean_weights: bool = False
+    """§6.7 / §4: WA-MAXL loss broadcast, auxiliary loss = mean(loss) * mean(factor)."""
+    reset_replays_first_batch: bool = False
+    """§6.8: the per-batch reset ablation re-seeds the loader, so the agent only sees batch 0."""
+
+
+class MaxlConfig(_Strict):
+    """MAXL / WA-MAXL label network and meta step (SPEC §4)."""
+
+    order: Literal[1, 2] = 2
+    """2: true second-order look-ahead (paper); 1: MAXL's finite-difference approximation."""
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(5e-4, ge=0)
+    entropy_weight: float = Field(0.2, ge=0)
+    lookahead_lambda_one: bool = False
+    """As in the authors' λ ablation: the look-ahead uses λ = 1 whatever `lam` is."""
+    xavier_normal_init: bool = False
+    """As in MAXL's code: the label network uses xavier_normal (main net: xavier_uniform)."""
+
+
+class RLConfig(_Strict):
+    """RL-AUX / WA-RL agent and environment (SPEC §5)."""
+
+    reset: Literal["epoch", "batch"] = "epoch"
+    target: Literal["masked-soft", "in-block"] = "masked-soft"
+    collector: Literal["batched", "env"] = "batched"
+    reward_batch: int = Field(256, gt=0)
+    entropy_weight: float = Field(0.2, ge=0)
+    weight_bins: int = Field(21, ge=2)
+    ppo_lr: float = Field(3e-4, gt=0)
+    ent_coef: float = Field(0.01, ge=0)
+    n_steps: int | None = Field(None, gt=0)
+    """PPO rollout length; None = the paper's (79 for CIFAR-100-20, 100 otherwise)."""
+    ppo_batch_size: int = Field(100, gt=0)
+    n_epochs: int = Field(10, gt=0)
+    feature_dim: int = Field(256, gt=0)
+
+
+class TrainConfig(_Strict):
+    """Everything one training run needs. Defaults are the paper's (SPEC §2-3)."""
+
+    dataset: DatasetName = "cifar100-20"
+    method: str = "single"
+    """single | human | random | maxl | wa-maxl | rl | wa-rl"""
+    lam: float = Field(1.0, ge=0)
+    """λ, the auxiliary-loss weight (ignored by the weight-aware methods)."""
+    epochs: int = Field(200, gt=0)
+    batch_size: int = Field(100, gt=0)
+    lr: float = Field(0.01, gt=0)
+    lr_step: int = Field(50, gt=0)
+    lr_gamma: float = Field(0.5, gt=0, le=1)
+    focal_gamma: float = Field(2.0, ge=0)
+    psi: int = Field(5, gt=0)
+    """Hierarchy factor: auxiliary classes per primary class (K = psi * C)."""
+    train_size: int | None = Field(None, gt=0)
+    """Images drawn (class-stratified) from the official train split; None = all."""
+    test_size: int | None = Field(None, gt=0)
+    val_fraction: float = Field(0.1, gt=0, lt=1)
+    """Share of the drawn training images held out (stratified) for model selection."""
+    width: float = Field(1.0, gt=0, le=4)
+    """Multiplier on VGG16's conv channels (1.0 = paper)."""
+    seed: int = Field(0, ge=0)
+    data_root: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_ENV_VAR, "data")))
+    download: bool = True
+    device: DeviceName = "auto"
+    eval_batch_size: int = Field(1000, gt=0)
+    progress: bool = True
+    out: Path = Path("runs/default")
+    maxl: MaxlConfig = Field(default_factory=MaxlConfig)
+    rl: RLConfig = Field(default_factory=RLConfig)
+    errata: Errata = Field(default_factory=Errata)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, name: str) -> str:
+        from rlaux.methods import METHODS
+
+        if name not in METHODS:
+            raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
+        return name
+
+    def snapshot(self) -> dict[str, Any]:
+        """The resolved config as plain JSON-able data (written into every run)."""
+        return self.model_dump(mode="json")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the key and the allowed values."""
+
+
+def _format(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            parent = TrainConfig
+            for part in e["loc"][:-1]:
+                parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
+            msg = f"unknown key; allowed keys here: {', '.join(parent.model_fields)}"
+        elif e["type"] == "literal_error":
+            msg = f"got {e.get('input')!r}; {msg.lower()}"
+        elif "input" in e and e["type"] != "value_error":
+            msg = f"got {e['input']!r}; {msg.lower()}"
+        lines.append(f"  {key}: {msg}")
+    return "invalid config:\n" + "\n".join(lines)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def build_config(*layers: dict[str, Any]) -> TrainConfig:
+    """Merge dict layers (later wins, nested dicts merged) and validate them as one config."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = _deep_merge(merged, layer)
+    try:
+        return TrainConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format(err)) from None
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    if not Path(path).is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+    return data

@@ -1,0 +1,51 @@
+"""Baselines and controls: no auxiliary task, the human task, fixed random labels."""
+
+from __future__ import annotations
+
+import torch
+
+from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
+
+
+class SingleTask(AuxMethod):
+    """Primary loss only: the auxiliary head gets no gradient."""
+
+    def targets(self, batch: Batch) -> AuxTargets:
+        return AuxTargets(None, torch.zeros_like(batch.y, dtype=torch.float32))
+
+
+class HumanLabels(AuxMethod):
+    """The dataset's human auxiliary labels (CIFAR-100 fine classes), weight λ."""
+
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        if ctx.train.aux is None:
+            raise ValueError(f"method 'human' needs human auxiliary labels; dataset {self.cfg.dataset!r} has none (use cifar100-20)")
+        if int(ctx.train.aux.max()) >= ctx.num_aux:
+            raise ValueError(f"human labels need psi=5 on {self.cfg.dataset!r}, got psi={self.cfg.psi}")
+
+    def targets(self, batch: Batch) -> AuxTargets:
+        return AuxTargets(self.ctx.train.aux[batch.index], self.lam_weights(batch))
+
+
+class RandomLabels(AuxMethod):
+    """Control: a fixed, seeded random subclass inside each sample's primary block.
+
+    The label is a function of the sample index, drawn once, constant over training: it
+    tests how much of an auxiliary gain needs no meaningful auxiliary task at all.
+    """
+
+    def __init__(self, ctx: MethodContext) -> None:
+        super().__init__(ctx)
+        psi = self.cfg.psi
+        offset = torch.randint(0, psi, (len(ctx.train),), generator=ctx.generator, device=ctx.device)
+        self.labels = ctx.train.y * psi + offset
+
+    def targets(self, batch: Batch) -> AuxTargets:
+        return AuxTargets(self.labels[batch.index], self.lam_weights(batch))
+
+    def state_dict(self) -> dict:
+        return {"labels": self.labels}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.labels = state["labels"].to(self.ctx.device)

@@ -1,0 +1,144 @@
+"""THE training loop, shared by every method, and `train_step`, the one place a main
+network is updated.
+
+Per epoch: the method's `before_epoch` hook, a pass over a seeded permutation of the
+training split (targets and weights from the method), the method's `after_epoch` hook,
+the LR scheduler, then validation/test evaluation and an atomic checkpoint. The batch
+order and augmentation of epoch e are pure functions of (seed, e), so a method can replay
+an epoch exactly (RL-AUX's train-agent epoch) and a resumed run draws what the killed one
+would have drawn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from rlaux import checkpoint, evaluation
+from rlaux.augment import BatchAugment
+from rlaux.config import TrainConfig
+from rlaux.data import Splits, load_splits
+from rlaux.losses import combine_aux, focal_loss
+from rlaux.methods import make_method
+from rlaux.methods.base import AuxTargets, Batch, MethodContext
+from rlaux.models import AuxNet
+
+# Independent random streams, so e.g. a meta pass never shifts the main pass's shuffle.
+STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
+
+
+def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, cfg: TrainConfig) -> Tensor:
+    """mean focal primary loss + mean of weight_i * focal auxiliary loss_i (SPEC §1)."""
+    pri_logits, aux_logits = outputs
+    loss = focal_loss(pri_logits, y, cfg.focal_gamma).mean()
+    if targets.target is not None:
+        aux = focal_loss(aux_logits, targets.target, cfg.focal_gamma)
+        loss = loss + combine_aux(aux, targets.weight, cfg.errata.batch_mean_weights)
+    return loss
+
+
+def new_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
+    """Plain SGD (no momentum, no weight decay) and StepLR, as the paper's code (SPEC §2)."""
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+
+
+@dataclass
+class Trainer:
+    cfg: TrainConfig
+    data: Splits  # on the device
+    device: torch.device
+    model: AuxNet
+    optimizer: torch.optim.SGD
+    scheduler: torch.optim.lr_scheduler.StepLR
+    augment: BatchAugment
+
+    @classmethod
+    def build(cls, cfg: TrainConfig, data: Splits | None = None) -> Trainer:
+        device = resolve_device(cfg.device)
+        torch.manual_seed(cfg.seed)
+        data = (data or load_splits(cfg)).to(device)
+        c = data.info.num_classes
+        model = AuxNet(c, cfg.psi * c, cfg.width).to(device)
+        opt, sched = new_optimizer(model, cfg)
+        return cls(cfg, data, device, model, opt, sched, BatchAugment(data.info))
+
+    @property
+    def num_aux(self) -> int:
+        return self.cfg.psi * self.data.info.num_classes
+
+    def generator(self, epoch: int, stream: int) -> torch.Generator:
+        return torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1_000_003 + epoch * 17 + stream)
+
+    def batches(self, epoch: int, stream: int = STREAM_ORDER) -> Iterator[Batch]:
+        """The epoch's batches: slices of a seeded permutation, augmented on the device."""
+        train = self.data.train
+        order = torch.randperm(len(train), device=self.device, generator=self.generator(epoch, stream))
+        g_aug = self.generator(epoch, stream + STREAM_AUGMENT * 100)
+        for i in range(0, len(order), self.cfg.batch_size):
+            idx = order[i : i + self.cfg.batch_size]
+            yield Batch(self.augment(train.x[idx], g_aug), train.y[idx], idx)
+
+    def num_batches(self) -> int:
+        return -(-len(self.data.train) // self.cfg.batch_size)
+
+    def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, targets: AuxTargets) -> Tensor:
+        """One SGD step of `model` on the batch; returns the detached loss (no host sync)."""
+        model.train()
+        loss = total_loss(model(batch.x), batch.y, targets, self.cfg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+
+def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) -> dict:
+    """Train one run into `cfg.out`; returns its metrics (also written to metrics.json)."""
+    out = Path(cfg.out)
+    trainer = Trainer.build(cfg, data)
+    method = make_method(cfg.method, MethodContext(cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device))
+    history: list[dict] = []
+    start = 0
+    if resume and checkpoint.exists(out):
+        start, history = checkpoint.load(out, cfg, trainer, method)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_json(out / "config.json", cfg.snapshot())
+
+    prepare = trainer.augment.normalize
+    epochs = tqdm(range(start, cfg.epochs), desc=f"{cfg.method}/{cfg.dataset}", disable=not cfg.progress, initial=start, total=cfg.epochs)
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        row: dict = {"epoch": epoch + 1, "lr": trainer.optimizer.param_groups[0]["lr"]}
+        row |= method.before_epoch(epoch)
+        loss_sum = torch.zeros((), device=trainer.device)
+        for batch in tqdm(trainer.batches(epoch), total=trainer.num_batches(), leave=False, disable=not cfg.progress):
+            targets = method.targets(batch)
+            loss_sum += trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
+            method.after_step(batch, targets)
+        row |= method.after_epoch(epoch)
+        trainer.scheduler.step()
+        row["train_loss"] = loss_sum.item() / trainer.num_batches()
+        row["seconds"] = time.perf_counter() - t0
+        row |= evaluation.evaluate_epoch(trainer.model, trainer.data, prepare, cfg.eval_batch_size)
+        history.append(row)
+        if row["val_acc"] >= max(r["val_acc"] for r in history):
+            checkpoint.atomic_torch_save(trainer.model.state_dict(), out / "best.pt")
+        checkpoint.save(out, epoch + 1, history, trainer, method)
+        epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_acc']:.3f}", test=f"{row['test_acc']:.3f}")
+
+    metrics = evaluation.summarize(history)
+    checkpoint.write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})
+    checkpoint.write_json(out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device))
+    return metrics
