@@ -1,0 +1,38 @@
+"""Shared fixtures: the offline data root and a small, fast config on real CIFAR data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from rlaux.config import TrainConfig, build_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_root() -> Path:
+    root = Path(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))
+    if not (root / "subsets" / "cifar10.npz").is_file():
+        pytest.skip(f"offline CIFAR subsets not found under {root}; set RLAUX_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return shared_data_root()
+
+
+@pytest.fixture
+def small_config(data_root: Path, tmp_path: Path):
+    """`small_config(method=..., epochs=...)`: CIFAR-10 subset, width 0.25, CPU, no progress bars."""
+    torch.set_num_threads(2)
+
+    def make(**overrides) -> TrainConfig:
+        base = dict(dataset="cifar10", method="single", epochs=2, train_size=2000, test_size=1000, width=0.25,
+                    seed=0, data_root=str(data_root), device="cpu", progress=False, out=str(tmp_path / "run"))
+        return build_config(base, overrides)
+
+    return make
