@@ -26,11 +26,11 @@ if TYPE_CHECKING:
     from rlaux.training import Trainer
 
 CKPT = "checkpoint.pt"
-# Keys that may differ between a killed run and its resumption.
-RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "device"}
+# Keys that may differ between a killed run and its resumption (more epochs = extending a run).
+RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "device", "epochs"}
 
 
-def _atomic(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -44,11 +44,11 @@ def _atomic(path: Path, write) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    _atomic(path, lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def write_text(path: Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text.encode()))
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -64,6 +64,10 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint on disk belongs to a run with another config."""
 
 
 def exists(out: Path) -> bool:
@@ -96,7 +100,7 @@ def load(out: Path, cfg: TrainConfig, trainer: Trainer, method: AuxMethod) -> tu
     old, new = state["config"], cfg.snapshot()
     changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
     if changed:
-        raise ValueError(f"cannot resume {out}: its checkpoint was written with different {', '.join(changed)}; "
+        raise CheckpointMismatch(f"cannot resume {out}: its checkpoint was written with different {', '.join(changed)}; "
                          f"use a new --out or drop --resume to start over")
     trainer.model.load_state_dict(state["model"])
     trainer.optimizer.load_state_dict(state["optimizer"])

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from rlaux.config import ConfigError, TrainConfig, build_config, load_yaml
 from rlaux.data import DatasetNotFoundError
+from rlaux.experiments import PARAMS, load_params
 
 
 def _add_config_flags(parser: argparse.ArgumentParser, model: type[BaseModel], prefix: str = "") -> None:
@@ -66,6 +67,54 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(reevaluate(Path(args.run_dir), args.data_root), indent=2))
 
 
+def _experiment(args: argparse.Namespace) -> None:
+    from rlaux.experiments import run_experiment
+
+    print(json.dumps(run_experiment(args.experiment, args.seed, args.params), indent=2))
+
+
+def _data(args: argparse.Namespace) -> None:
+    from rlaux.report.collect import data_manifest
+
+    data_manifest(load_params(args.params), args.out)
+
+
+def _collect(args: argparse.Namespace) -> None:
+    from rlaux.report.collect import collect
+
+    runs, _ = collect(load_params(args.params), args.results)
+    print(f"collected {len(runs)} runs into {args.results}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    params = load_params(args.params)
+    runs, curves, paper = (_read_csv(args.results / "runs.csv"), _read_csv(args.results / "curves.csv"),
+                           pd.read_csv(args.paper))
+    if args.command == "figures":
+        from rlaux.report.figures import write_figures
+
+        paths = write_figures(runs, curves, paper, params.profile, args.out)
+        print(f"wrote {len(paths)} figures into {args.out}")
+    else:
+        from rlaux.report.tables import write_tables
+
+        write_tables(paper, runs, params.profile, args.out)
+        print((args.out / "reproduction.md").read_text())
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing; run `rlaux collect` (the pipeline's evaluate stage) first")
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlaux", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +127,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("run_dir")
     ev.add_argument("--data-root", type=Path, default=None, help="override the data root stored in the run's config")
     ev.set_defaults(func=_evaluate)
+
+    params_flag = dict(type=Path, default=PARAMS, help="the experiment matrix (default: params.yaml)")
+    ex = sub.add_parser("experiment", help="train one cell of params.yaml's matrix into runs/<id>/s<seed>")
+    ex.add_argument("experiment")
+    ex.add_argument("--seed", type=int, required=True)
+    ex.add_argument("--params", **params_flag)
+    ex.set_defaults(func=_experiment)
+    da = sub.add_parser("data", help="check (and download) the active profile's datasets; write a manifest")
+    da.add_argument("--params", **params_flag)
+    da.add_argument("--out", type=Path, default=Path("results/data.json"))
+    da.set_defaults(func=_data)
+    co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")
+    co.add_argument("--params", **params_flag)
+    co.add_argument("--results", type=Path, default=Path("results"))
+    co.set_defaults(func=_collect)
+    for name, default_out, what in (("figures", "figures", "Figures 4-12 as PNG"),
+                                    ("tables", "paper_tables", "reproduction and claims tables")):
+        rp = sub.add_parser(name, help=f"write {what} from results/")
+        rp.add_argument("--params", **params_flag)
+        rp.add_argument("--results", type=Path, default=Path("results"))
+        rp.add_argument("--paper", type=Path, default=Path("paper_tables/paper.csv"))
+        rp.add_argument("--out", type=Path, default=Path(default_out))
+        rp.set_defaults(func=_report)
     return parser
 
 

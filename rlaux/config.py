@@ -48,10 +48,14 @@ class MaxlConfig(_Strict):
     """MAXL / WA-MAXL label network and meta step (SPEC §4)."""
 
     order: Literal[1, 2] = 2
-    """2: true second-order look-ahead (paper); 1: MAXL's finite-difference approximation."""
+    """2: true second-order look-ahead (paper); 1: MAXL's finite-difference approximation,
+    which in effect drops the entropy term from the label network's update."""
     lr: float = Field(1e-3, gt=0)
+    """Label network's SGD learning rate (its StepLR shares the main net's lr_step / lr_gamma)."""
     weight_decay: float = Field(5e-4, ge=0)
+    """Label network's SGD weight decay."""
     entropy_weight: float = Field(0.2, ge=0)
+    """Weight of the batch entropy H(p_bar) that the label network maximises (second order only)."""
     lookahead_lambda_one: bool = False
     """As in the authors' λ ablation: the look-ahead uses λ = 1 whatever `lam` is."""
     xavier_normal_init: bool = False

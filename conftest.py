@@ -10,7 +10,7 @@ import torch
 
 from rlaux.config import TrainConfig, build_config
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parent
 
 
 def shared_data_root() -> Path:

@@ -1,0 +1,114 @@
+"""The experiment matrix of `params.yaml`: which runs exist, and each run's config.
+
+A run is (experiment id, seed). Its config is built in layers: the active profile's
+`settings`, then that profile's per-dataset block, then the experiment's own keys, then
+seed and output directory, and validated as one `TrainConfig`. A run outside the profile
+(an SVHN experiment or a third seed under `smoke`) is *inactive*: its DVC stage only
+records that, so one `dvc.yaml` serves both profiles.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rlaux.config import ConfigError, DatasetName, TrainConfig, build_config
+
+PARAMS = Path("params.yaml")
+RUNS = Path("runs")
+
+
+class Profile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seeds: int = Field(gt=0)
+    settings: dict[str, Any] = {}
+    datasets: dict[DatasetName, dict[str, Any]]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    profile: str
+    seed_pool: list[int]
+    profiles: dict[str, Profile]
+    experiments: dict[str, dict[str, Any]]
+
+    @property
+    def active(self) -> Profile:
+        return self.profiles[self.profile]
+
+    def seeds(self) -> list[int]:
+        return self.seed_pool[: self.active.seeds]
+
+    def run_dir(self, exp_id: str, seed: int) -> Path:
+        return RUNS / exp_id / f"s{seed}"
+
+    def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
+        """The run's validated config, or None when the active profile does not run it."""
+        exp = self.experiments[exp_id]
+        dataset = exp.get("dataset")
+        if dataset not in self.active.datasets or seed not in self.seeds():
+            return None
+        try:
+            return build_config(self.active.settings, self.active.datasets[dataset], exp,
+                                {"seed": seed, "out": str(self.run_dir(exp_id, seed))})
+        except ConfigError as err:
+            raise ConfigError(f"experiment {exp_id!r} (profile {self.profile!r}): {err}") from None
+
+    def active_runs(self) -> list[tuple[str, int, TrainConfig]]:
+        runs = []
+        for exp_id in self.experiments:
+            for seed in self.seeds():
+                cfg = self.run_config(exp_id, seed)
+                if cfg is not None:
+                    runs.append((exp_id, seed, cfg))
+        return runs
+
+
+def load_params(path: Path = PARAMS) -> Params:
+    """Parse and fully validate params.yaml: every active run's config is checked up front."""
+    try:
+        params = Params.model_validate(yaml.safe_load(Path(path).read_text()))
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    if params.profile not in params.profiles:
+        raise ConfigError(f"{path}: profile {params.profile!r} unknown; allowed: {', '.join(params.profiles)}")
+    if params.active.seeds > len(params.seed_pool):
+        raise ConfigError(f"{path}: profile {params.profile!r} wants {params.active.seeds} seeds but seed_pool has "
+                          f"{len(params.seed_pool)}; add seeds to seed_pool")
+    for exp_id, exp in params.experiments.items():
+        try:
+            build_config(exp)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: experiment {exp_id!r}: {err}") from None
+    params.active_runs()
+    return params
+
+
+def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
+    """Train one cell of the matrix into runs/<id>/s<seed> (the body of a DVC train stage).
+
+    A checkpoint left by a killed run of the same config is resumed; one written under
+    another config is discarded.
+    """
+    from rlaux.checkpoint import CheckpointMismatch, write_json
+    from rlaux.training import train
+
+    params = load_params(params_path)
+    if exp_id not in params.experiments:
+        raise ConfigError(f"unknown experiment {exp_id!r}; known: {', '.join(params.experiments)}")
+    cfg = params.run_config(exp_id, seed)
+    out = params.run_dir(exp_id, seed)
+    if cfg is None:
+        out.mkdir(parents=True, exist_ok=True)
+        status = {"active": False, "profile": params.profile, "reason": "not in this profile's datasets or seeds"}
+        write_json(out / "metrics.json", status)
+        return status
+    try:
+        return train(cfg, resume=True)
+    except CheckpointMismatch:
+        shutil.rmtree(out)
+        return train(cfg)

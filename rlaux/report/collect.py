@@ -1,0 +1,55 @@
+"""The evaluate stage: every active run's metrics and curves in two tidy tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from rlaux.checkpoint import write_json, write_text
+from rlaux.config import ConfigError
+from rlaux.experiments import Params
+
+METRICS = ["test_acc_last15", "test_acc_best_val", "test_acc_final", "precision", "recall", "f1"]
+
+
+def data_manifest(params: Params, out: Path) -> dict:
+    """The data stage: load every dataset the profile uses (downloading if allowed), record its splits."""
+    import torch
+
+    from rlaux.data import load_splits
+
+    manifest: dict = {"profile": params.profile}
+    for exp_id, seed, cfg in params.active_runs():
+        if cfg.dataset in manifest or seed != params.seeds()[0]:
+            continue
+        s = load_splits(cfg)
+        manifest[cfg.dataset] = {name: {"images": len(split), "per_class": torch.bincount(split.y).tolist()}
+                                 for name, split in (("train", s.train), ("val", s.val), ("test", s.test))}
+    write_json(out, manifest)
+    return manifest
+
+
+def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """results/runs.csv (one row per run), results/curves.csv (one row per run and epoch)."""
+    rows, curves = [], []
+    for exp_id, seed, cfg in params.active_runs():
+        run = params.run_dir(exp_id, seed)
+        metrics_file = run / "metrics.json"
+        if not metrics_file.is_file():
+            raise ConfigError(f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})")
+        metrics = json.loads(metrics_file.read_text())
+        rows.append({"experiment": exp_id, "seed": seed, "dataset": cfg.dataset, "method": cfg.method, "lam": cfg.lam}
+                    | {k: metrics[k] for k in METRICS})
+        history = pd.read_csv(run / "history.csv")
+        curves.append(history[["epoch", "val_acc", "test_acc"]].assign(experiment=exp_id, seed=seed))
+    runs = pd.DataFrame(rows)
+    curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "runs.csv", runs.to_csv(index=False))
+    write_text(out_dir / "curves.csv", curve.to_csv(index=False))
+    mean = runs.groupby("experiment", sort=False)[METRICS].mean()
+    summary = {"profile": params.profile, "runs": len(runs)} | {e: {k: round(v, 4) for k, v in r.items()} for e, r in mean.iterrows()}
+    write_json(out_dir / "summary.json", summary)
+    return runs, curve

@@ -1,0 +1,128 @@
+"""Figures 4-12 of the paper, redrawn from our runs with the paper's values marked."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from rlaux.checkpoint import atomic_write  # noqa: E402
+from rlaux.report.tables import t_interval  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Figure:
+    number: int
+    title: str
+    bars: dict[str, str]  # experiment id -> label on the x axis
+    kind: str = "accuracy"  # accuracy | curves | prf
+    note: str = ""
+
+
+FIGURES = [
+    Figure(4, "CIFAR-100-20: auxiliary-task methods", {"c100-single": "single", "c100-human": "human", "c100-maxl": "MAXL", "c100-rl": "RL-AUX"}),
+    Figure(5, "CIFAR-100-20: RL-AUX, auxiliary weight λ", {"c100-rl-lam0.25": "λ=0.25", "c100-rl-lam0.5": "λ=0.5", "c100-rl": "λ=1", "c100-rl-lam2": "λ=2", "c100-rl-lam4": "λ=4"}),
+    Figure(6, "CIFAR-100-20: weight-aware methods", {"c100-maxl": "MAXL", "c100-rl": "RL-AUX", "c100-wa-maxl": "WA-MAXL", "c100-wa-rl": "WA-RL"}),
+    Figure(7, "CIFAR-10", {"c10-single": "single", "c10-maxl": "MAXL", "c10-rl": "RL-AUX", "c10-wa-maxl": "WA-MAXL", "c10-wa-rl": "WA-RL"}, kind="curves"),
+    Figure(8, "SVHN", {"svhn-single": "single", "svhn-maxl": "MAXL", "svhn-rl": "RL-AUX", "svhn-wa-maxl": "WA-MAXL", "svhn-wa-rl": "WA-RL"}, kind="curves"),
+    Figure(9, "CIFAR-100-20: MAXL, auxiliary weight λ", {"c100-maxl-lam0.25": "λ=0.25", "c100-maxl-lam0.5": "λ=0.5", "c100-maxl": "λ=1", "c100-maxl-lam2": "λ=2", "c100-maxl-lam4": "λ=4"}),
+    Figure(10, "CIFAR-100-20: RL-AUX environment reset", {"c100-rl": "reset every epoch", "c100-rl-reset-batch": "reset every batch"},
+           note="paper (A.2): no difference; no number reported"),
+    Figure(11, "CIFAR-100-20: macro precision / recall / F1", {"c100-rl": "RL-AUX", "c100-wa-rl": "WA-RL"}, kind="prf"),
+    Figure(12, "SVHN: macro precision / recall / F1", {"svhn-single": "single", "svhn-rl": "RL-AUX", "svhn-wa-rl": "WA-RL"}, kind="prf"),
+]
+
+
+def _paper_marks(ax, paper: pd.DataFrame, fig: Figure, metric_of_hue: dict | None = None) -> None:
+    """Black diamonds at the paper's values, on the bars they belong to."""
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    marked = False
+    for _, p in paper[paper.figure == fig.number].iterrows():
+        label = fig.bars.get(p.experiment)
+        if label not in labels:
+            continue
+        x = labels.index(label)
+        if metric_of_hue is not None:
+            x += metric_of_hue[p.metric]
+        ax.plot(x, p.value, "D", color="black", markersize=7, zorder=5, label=None if marked else "paper")
+        marked = True
+    if marked:
+        ax.legend(loc="lower right", fontsize=8)
+
+
+def _bars(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
+    df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
+    order = [fig.bars[e] for e in fig.bars if e in set(df.experiment)]
+    sns.barplot(data=df, x="label", y="test_acc_last15", order=order, errorbar=t_interval, capsize=0.15,
+                color=sns.color_palette("muted")[0], ax=ax)
+    sns.stripplot(data=df, x="label", y="test_acc_last15", order=order, color="0.25", size=4, ax=ax)
+    _paper_marks(ax, paper, fig)
+    values = list(df.test_acc_last15) + list(paper.loc[paper.figure == fig.number, "value"])
+    ax.set_ylim(max(0, min(values) - 5), min(100, max(values) + 3))
+    ax.set_xlabel("")
+    ax.set_ylabel("test accuracy, mean of last 15 epochs (%)")
+
+
+def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
+    df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
+    long = df.melt(id_vars=["label", "seed"], value_vars=["precision", "recall", "f1"], var_name="metric")
+    order = [fig.bars[e] for e in fig.bars if e in set(df.experiment)]
+    sns.barplot(data=long, x="label", y="value", hue="metric", order=order, errorbar=t_interval, capsize=0.1, ax=ax)
+    _paper_marks(ax, paper, fig, metric_of_hue={"precision": -0.267, "recall": 0.0, "f1": 0.267})
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("")
+    ax.set_ylabel("macro score at best-validation epoch")
+
+
+def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
+    df = curves[curves.experiment.isin(fig.bars)].assign(method=lambda d: d.experiment.map(fig.bars))
+    sns.lineplot(data=df, x="epoch", y="test_acc", hue="method", errorbar=t_interval, ax=ax)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("test accuracy over epochs (band: 95% CI over seeds)", fontsize=9)
+
+
+def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str) -> plt.Figure:
+    present = runs[runs.experiment.isin(fig.bars)] if len(runs) else runs
+    wide = fig.kind == "curves"
+    f, axes = plt.subplots(1, 2 if wide else 1, figsize=(11 if wide else 6.5, 4.2), squeeze=False)
+    title = f"Fig. {fig.number}: {fig.title}  [{profile} profile]"
+    f.suptitle(title, fontsize=11)
+    if present.empty:
+        for ax in axes[0]:
+            ax.axis("off")
+        axes[0][0].text(0.5, 0.5, "paper profile only:\nno runs of these experiments in this profile\n"
+                        "(e.g. SVHN is not available offline)", ha="center", va="center", fontsize=11)
+        return f
+    if fig.kind == "prf":
+        _prf(axes[0][0], runs, paper, fig)
+    else:
+        _bars(axes[0][-1], runs, paper, fig)
+    if wide:
+        _curves(axes[0][0], curves, fig)
+    n = int(present.groupby("experiment").size().max())
+    caption = f"bars: mean over {n} seeds, whiskers: 95% t-interval, dots: seeds, ◆: paper"
+    f.text(0.5, 0.005, caption + (f"; {fig.note}" if fig.note else ""), ha="center", fontsize=8)
+    f.tight_layout(rect=(0, 0.04, 1, 0.95))
+    return f
+
+
+def write_figures(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path) -> list[Path]:
+    sns.set_theme(style="whitegrid", context="notebook")
+    paths = []
+    for fig in FIGURES:
+        f = draw(fig, runs, curves, paper, profile)
+        path = out_dir / f"fig{fig.number:02d}.png"
+        buf = io.BytesIO()
+        f.savefig(buf, format="png", dpi=120)
+        plt.close(f)
+        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+        paths.append(path)
+    return paths

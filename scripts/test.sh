@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Set up .venv, then run the unit tests and the benchmarks (accuracy thresholds, speed ratios).
+source "$(dirname "$0")/setup.sh"
+python -m pytest tests benchmarks -q "$@"

@@ -1,0 +1,105 @@
+"""Real runs of the shared loop on the CIFAR-10 subset: learning, determinism, resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from rlaux import checkpoint
+from rlaux.cli import main
+from rlaux.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def kill_after_first_checkpoint(cfg):
+    """Run `cfg` until its epoch-1 checkpoint is on disk, then die as a killed process would."""
+    real_save = checkpoint.save
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+
+
+def _metrics(path):
+    return json.loads((path / "metrics.json").read_text())
+
+
+def test_single_learns_well_above_chance(small_config):
+    cfg = small_config(epochs=3, train_size=2000)
+    metrics = train(cfg)
+    assert metrics["test_acc_final"] > 25.0, metrics  # chance is 10%
+    saved = _metrics(cfg.out)
+    for key in ("test_acc_last15", "test_acc_best_val", "precision", "recall", "f1", "config"):
+        assert key in saved
+    assert saved["config"]["method"] == "single"
+    rows = list(csv.DictReader(open(cfg.out / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert saved["test_acc_last15"] == pytest.approx(sum(float(r["test_acc"]) for r in rows) / 3)
+
+
+def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path):
+    a = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "a"))
+    b = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "b"))
+    train(a)
+    train(b)
+    assert (a.out / "metrics.json").read_text().replace(str(a.out), "") == (b.out / "metrics.json").read_text().replace(str(b.out), "")
+
+    resumed = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "c"))
+    kill_after_first_checkpoint(resumed)
+    assert not (resumed.out / "metrics.json").exists()
+    first_epoch = next(csv.DictReader(open(resumed.out / "history.csv")))
+    train(resumed, resume=True)
+    assert next(csv.DictReader(open(resumed.out / "history.csv"))) == first_epoch  # continued, not redone
+    strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
+    assert strip(_metrics(resumed.out)) == strip(_metrics(a.out))
+    assert len(list(csv.DictReader(open(resumed.out / "history.csv")))) == 2
+
+
+def test_resume_refuses_a_different_config(small_config, tmp_path):
+    train(small_config(epochs=1, train_size=300))
+    with pytest.raises(ValueError, match="lam"):
+        train(small_config(epochs=2, train_size=300, lam=3.0), resume=True)
+
+
+def test_cli_train_human_and_evaluate_roundtrip(data_root, tmp_path, capsys):
+    out = tmp_path / "human"
+    main(["train", "--dataset", "cifar100-20", "--method", "human", "--epochs", "1", "--width", "0.125",
+          "--seed", "0", "--data-root", str(data_root), "--device", "cpu", "--progress", "false", "--out", str(out)])
+    trained = _metrics(out)
+    main(["evaluate", str(out)])
+    evaluated = _metrics(out)
+    for key in ("test_acc_best_val", "precision", "recall", "f1", "test_acc_last15"):
+        assert evaluated[key] == pytest.approx(trained[key], abs=1e-9)
+    assert "test_acc_last15" in capsys.readouterr().out
+
+
+def test_human_rejects_dataset_without_human_labels(small_config):
+    with pytest.raises(ValueError, match="human auxiliary labels"):
+        train(small_config(method="human", epochs=1))
+    assert not small_config().out.exists()
+
+
+def test_random_labels_are_fixed_and_inside_the_block(small_config):
+    from rlaux.methods import make_method
+    from rlaux.methods.base import Batch, MethodContext
+    from rlaux.training import Trainer
+
+    cfg = small_config(method="random", train_size=500)
+    trainer = Trainer.build(cfg)
+    ctx = lambda: MethodContext(cfg, trainer, trainer.data.train, 10, 50, trainer.device)  # noqa: E731
+    method, again = make_method("random", ctx()), make_method("random", ctx())
+    batch = next(trainer.batches(0))
+    labels = method.targets(batch).target
+    assert torch.equal(labels // 5, batch.y)
+    assert torch.equal(labels, again.targets(batch).target)  # a function of the index and seed
+    assert len(labels.unique()) > 10
+    assert torch.all(method.targets(batch).weight == cfg.lam)
