@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from rlaux.config import ConfigError, TrainConfig, build_config, load_yaml
-from rlaux.data import DatasetNotFoundError
+from rlaux.config import TrainConfig, build_config, load_yaml
+from rlaux.errors import ConfigError, DatasetNotFoundError
 from rlaux.experiments import PARAMS, load_params
 
 

@@ -14,6 +14,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from rlaux.errors import ConfigError
+
 DatasetName = Literal["cifar100-20", "cifar10", "svhn"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 DATA_ENV_VAR = "RLAUX_DATA"
@@ -66,18 +68,27 @@ class RLConfig(_Strict):
     """RL-AUX / WA-RL agent and environment (SPEC §5)."""
 
     reset: Literal["epoch", "batch"] = "epoch"
+    """Episode = one epoch (paper), or one batch from the canonical network (reset ablation, paper A.2)."""
     target: Literal["masked-soft", "in-block"] = "masked-soft"
+    """masked-soft: action = class in 0..K-1, target = masked softmax of its one-hot (authors' code);
+    in-block: action = subclass rank in 0..psi-1, hard target psi*y + action."""
     collector: Literal["batched", "env"] = "batched"
+    """batched: one policy forward per batch; env: the literal one-image-per-step PPO.learn loop."""
     reward_batch: int = Field(256, gt=0)
+    """B_R: training images drawn for each reward."""
     entropy_weight: float = Field(0.2, ge=0)
+    """Weight of H(p_bar) of the batch's auxiliary targets in the reward."""
     weight_bins: int = Field(21, ge=2)
+    """WA-RL: bin b means w = b / (bins - 1), factor 2^(10w - 5)."""
     ppo_lr: float = Field(3e-4, gt=0)
     ent_coef: float = Field(0.01, ge=0)
     n_steps: int | None = Field(None, gt=0)
     """PPO rollout length; None = the paper's (79 for CIFAR-100-20, 100 otherwise)."""
     ppo_batch_size: int = Field(100, gt=0)
     n_epochs: int = Field(10, gt=0)
+    """PPO epochs over each rollout."""
     feature_dim: int = Field(256, gt=0)
+    """Width of the agent's features, the input of its action and value heads."""
 
 
 class TrainConfig(_Strict):
@@ -126,10 +137,6 @@ class TrainConfig(_Strict):
     def snapshot(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (written into every run)."""
         return self.model_dump(mode="json")
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the key and the allowed values."""
 
 
 def _format(err: ValidationError) -> str:

@@ -19,10 +19,7 @@ from torch import Tensor
 from torchvision import datasets as tvd
 
 from rlaux.config import DATA_ENV_VAR, TrainConfig
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """The dataset is neither under the data root nor downloadable."""
+from rlaux.errors import DatasetNotFoundError
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rlaux.config import ConfigError, DatasetName, TrainConfig, build_config
+from rlaux.config import DatasetName, TrainConfig, build_config
+from rlaux.errors import ConfigError
 
 PARAMS = Path("params.yaml")
 RUNS = Path("runs")

@@ -11,6 +11,7 @@ would have drawn.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
         row |= method.after_epoch(epoch)
         trainer.scheduler.step()
         row["train_loss"] = loss_sum.item() / trainer.num_batches()
+        if not math.isfinite(row["train_loss"]):
+            raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (train loss {row['train_loss']}); "
+                                     f"lower lr (now {cfg.lr}) or lam (now {cfg.lam})")
         row["seconds"] = time.perf_counter() - t0
         row |= evaluation.evaluate_epoch(trainer.model, trainer.data, prepare, cfg.eval_batch_size)
         history.append(row)

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from rlaux.cli import main
-from rlaux.config import ConfigError, build_config
+from rlaux.config import build_config
+from rlaux.errors import ConfigError
 from rlaux.methods import METHODS
 
 

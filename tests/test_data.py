@@ -12,7 +12,8 @@ from torchvision import datasets as tvd
 
 from rlaux.augment import BatchAugment
 from rlaux.config import build_config
-from rlaux.data import DATASETS, DatasetNotFoundError, block_order, load_splits, stratified_indices
+from rlaux.data import DATASETS, block_order, load_splits, stratified_indices
+from rlaux.errors import DatasetNotFoundError
 
 
 def _cfg(data_root, **kw):

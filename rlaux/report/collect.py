@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from rlaux.checkpoint import write_json, write_text
-from rlaux.config import ConfigError
+from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 
 METRICS = ["test_acc_last15", "test_acc_best_val", "test_acc_final", "precision", "recall", "f1"]

@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -84,6 +85,8 @@ def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
 def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
     df = curves[curves.experiment.isin(fig.bars)].assign(method=lambda d: d.experiment.map(fig.bars))
     sns.lineplot(data=df, x="epoch", y="test_acc", hue="method", errorbar=t_interval, ax=ax)
+    ax.set_ylim(0, min(100, df.test_acc.max() + 10))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("test accuracy over epochs (band: 95% CI over seeds)", fontsize=9)

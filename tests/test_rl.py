@@ -1,0 +1,351 @@
+"""RL-AUX / WA-RL: the env, action semantics, reward, agent, collectors, schedule and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from dataclasses import replace
+from functools import partial
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from scipy.stats import chi2, chi2_contingency
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from rlaux import checkpoint
+from rlaux.cli import build_parser, config_from_args, main
+from rlaux.config import build_config
+from rlaux.data import load_splits
+from rlaux.methods import make_method
+from rlaux.methods.base import MethodContext
+from rlaux.methods.rl import ENV_ID
+from rlaux.methods.rl.actions import ActionCodec
+from rlaux.methods.rl.env import STREAM_REWARD, AuxTaskEnv
+from rlaux.methods.rl.method import RLAux
+from rlaux.training import Trainer, train
+
+TINY = dict(train_size=300, test_size=100, width=0.0625)  # 270 training images: batches of 100, 100, 70
+SHORT = dict(n_train=90, batch_size=30)  # 3 batches of 30: few single-image env steps
+FAST_PPO = dict(n_steps=30, ppo_batch_size=30, n_epochs=1)  # one rollout per batch
+
+
+@pytest.fixture(scope="module")
+def splits(data_root):
+    return load_splits(build_config(dict(dataset="cifar10", data_root=str(data_root)), TINY))
+
+
+@pytest.fixture
+def make_trainer(small_config, splits):
+    """`make_trainer(n_train=None, method=..., rl={...}, ...)` on the shared tiny splits,
+    the training split cut to its first `n_train` images if given."""
+
+    def make(n_train: int | None = None, **overrides) -> Trainer:
+        data = splits if n_train is None else replace(splits, train=splits.train.take(torch.arange(n_train)))
+        return Trainer.build(small_config(**TINY | overrides), data)
+
+    return make
+
+
+def rl_method(trainer: Trainer) -> RLAux:
+    ctx = MethodContext(trainer.cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
+    return make_method(trainer.cfg.method, ctx)  # type: ignore[return-value]
+
+
+def codec(**overrides) -> ActionCodec:
+    return ActionCodec(build_config(dict(dataset="cifar10", method="rl"), overrides), num_classes=10)
+
+
+# ---------------------------------------------------------------- env
+@pytest.mark.parametrize("method, target, space", [
+    ("rl", "masked-soft", gym.spaces.Discrete(50)),
+    ("wa-rl", "masked-soft", gym.spaces.MultiDiscrete([50, 21])),
+    ("rl", "in-block", gym.spaces.Discrete(5)),
+])
+def test_env_passes_gymnasium_and_sb3_checkers(make_trainer, method, target, space):
+    env = gym.make(ENV_ID, trainer=make_trainer(method=method, rl={"target": target})).unwrapped
+    assert env.action_space == space
+    assert env.observation_space.shape == (3, 32, 32) and env.observation_space.dtype == np.float32
+    with warnings.catch_warnings():  # SB3's advice for its default CnnPolicy on uint8 images; ours is a float image
+        warnings.filterwarnings("ignore", message=r".*(is an image|minimal resolution).*")
+        gym_check_env(env)
+        sb3_check_env(env)
+
+
+def test_episode_is_one_epoch_with_reward_on_batch_ends(make_trainer):
+    trainer = make_trainer(method="rl")
+    env = AuxTaskEnv(trainer)
+    obs, _ = env.reset(options={"epoch": 2})
+    images = torch.cat([b.x for b in trainer.batches(2)]).numpy()
+    rewards, seen = [], [obs]
+    for step in range(len(images)):
+        obs, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        rewards.append(reward)
+        assert terminated == (step == len(images) - 1) and not truncated
+        seen.append(obs)
+    np.testing.assert_array_equal(np.stack(seen[:-1]), images)  # the main epoch's order and augmentation
+    assert [i for i, r in enumerate(rewards) if r != 0] == [99, 199, 269]
+
+
+# ---------------------------------------------------------------- actions -> targets
+def test_masked_soft_target_is_softmax_of_the_one_hot_over_the_block():
+    targets = codec().targets(torch.tensor([2, 7]), torch.tensor([0, 0]))
+    a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # 0.405 chosen, 0.149 others
+    expected = torch.zeros(2, 50)
+    expected[0, :5] = torch.tensor([b, b, a, b, b])
+    expected[1, :5] = 0.2  # pick outside the block: one-hot of zeros over it -> uniform
+    torch.testing.assert_close(targets.target, expected)
+    assert torch.all(targets.weight == 1.0)
+
+
+def test_in_block_target_is_the_hard_subclass_label():
+    c = codec(rl={"target": "in-block"})
+    assert c.space == gym.spaces.Discrete(5)
+    targets = c.targets(torch.tensor([3, 0, 4]), torch.tensor([2, 0, 9]))
+    assert targets.target.tolist() == [13, 0, 49]
+
+
+@pytest.mark.parametrize("erratum, lo, hi", [(False, 2.0**-5, 2.0**5), (True, 2.0**-3, 2.0**5)])
+def test_wa_rl_weight_bins(erratum, lo, hi):
+    c = codec(method="wa-rl", errata={"weight_scale_8w3": erratum})
+    weight = c.targets(torch.tensor([[0, 0], [1, 10], [2, 20]]), torch.tensor([0, 0, 0])).weight
+    torch.testing.assert_close(weight, torch.tensor([lo, math.sqrt(lo * hi), hi]))
+
+
+def test_broadcast_erratum_builds_targets_from_batch_positions():
+    c = codec(batch_size=50, errata={"broadcast_targets": True})
+    g = torch.Generator().manual_seed(0)
+    actions, y = torch.randint(0, 50, (50,), generator=g), torch.randint(0, 10, (50,), generator=g)
+    target = c.targets(actions, y).target
+    for i in range(50):
+        block = slice(5 * y[i], 5 * y[i] + 5)
+        expected = torch.zeros(50)
+        expected[block] = torch.softmax(actions[block].float(), 0)  # the actions of samples at positions 5y..5y+4
+        torch.testing.assert_close(target[i], expected)
+    same = (y == y[0]).nonzero().squeeze(1)
+    assert torch.equal(target[same], target[same[:1]].expand(len(same), -1))  # same-class samples share one target
+    with pytest.raises(ValueError, match="K = batch_size"):
+        codec(errata={"broadcast_targets": True})  # K=50, B=100
+    with pytest.raises(ValueError, match="exactly K=50"):
+        c.targets(actions[:40], y[:40])
+
+
+# ---------------------------------------------------------------- reward
+@pytest.mark.parametrize("softmax_reward", [False, True])
+def test_reward_is_minus_primary_loss_plus_entropy_bonus(make_trainer, softmax_reward):
+    trainer = make_trainer(method="rl", errata={"softmax_reward": softmax_reward})
+    sandbox = AuxTaskEnv(trainer).sandbox
+    sandbox.restore()
+    sandbox.begin_epoch(3)
+    targets = sandbox.codec.targets(torch.tensor([0, 2, 7, 12]), torch.tensor([0, 0, 1, 2]))
+    reward = sandbox.reward(targets)
+
+    a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # p_bar by hand: four masked-soft targets, all picks in-block
+    p_bar = [(a + b) / 4, 2 * b / 4, (b + a) / 4, 2 * b / 4, 2 * b / 4] + [b / 4, b / 4, a / 4, b / 4, b / 4] \
+        + [b / 4, b / 4, a / 4, b / 4, b / 4]
+    entropy = -sum(p * math.log(p) for p in p_bar)
+    g = trainer.generator(3, STREAM_REWARD)  # the reward batch: 256 training images drawn with replacement
+    train_split = trainer.data.train
+    idx = torch.randint(len(train_split), (256,), generator=g)
+    with torch.no_grad():
+        logits = sandbox.model.train()(trainer.augment(train_split.x[idx], g))[0]
+    loss = F.cross_entropy(logits.softmax(1) if softmax_reward else logits, train_split.y[idx]).item()
+    assert reward == pytest.approx(-loss + 0.2 * entropy, rel=1e-5)
+    if softmax_reward:  # a softmax of probabilities: the loss is squashed into [log(e + 9) - 1, log(e + 8)]
+        assert math.log(math.e + 9) - 1 <= loss <= math.log(math.e + 8)
+
+
+# ---------------------------------------------------------------- agent
+@pytest.mark.parametrize("frozen_heads", [False, True])
+def test_every_policy_parameter_is_optimised_unless_heads_are_frozen(make_trainer, frozen_heads):
+    trainer = make_trainer(method="wa-rl", rl={"n_steps": 20, "ppo_batch_size": 10, "n_epochs": 1},
+                           errata={"frozen_heads": frozen_heads})
+    agent = rl_method(trainer).agent
+    policy = agent.policy
+    optimised = {id(p) for group in policy.optimizer.param_groups for p in group["params"]}
+    heads = {name for name, _ in policy.named_parameters() if name.startswith(("action_net", "value_net"))}
+    assert heads == {"action_net.weight", "action_net.bias", "value_net.weight", "value_net.bias"}
+    assert policy.action_net.out_features == 50 + 21 and policy.value_net.out_features == 1
+    before = {name: p.detach().clone() for name, p in policy.named_parameters()}
+    agent.learn(total_timesteps=20)  # one rollout, one PPO update
+    changed = {name for name, p in policy.named_parameters() if not torch.equal(p, before[name])}
+    if frozen_heads:
+        assert {name for name, p in policy.named_parameters() if id(p) not in optimised} == heads
+        assert changed == set(before) - heads
+    else:
+        assert all(id(p) in optimised for p in policy.parameters())
+        assert changed == set(before)
+
+
+def test_scalar_value_erratum_averages_over_the_minibatch_in_training_only(make_trainer):
+    policy = rl_method(make_trainer(method="rl", errata={"scalar_value": True})).agent.policy
+    features = torch.randn(6, 256)
+    per_sample = policy.value_net.eval()(features)
+    assert per_sample.unique().numel() == 6
+    torch.testing.assert_close(policy.value_net.train()(features), per_sample.mean().expand(6, 1))
+
+
+# ---------------------------------------------------------------- collectors
+def record_rollouts(method: RLAux) -> list[dict[str, np.ndarray]]:
+    """Freeze the policy: each PPO update just records the finished rollout buffer."""
+    rollouts: list[dict[str, np.ndarray]] = []
+    buf = method.agent.rollout_buffer
+    keys = ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "returns", "advantages")
+    method.agent.train = lambda: rollouts.append({k: getattr(buf, k).copy() for k in keys})  # type: ignore[method-assign]
+    return rollouts
+
+
+@pytest.mark.parametrize("reset", ["epoch", "batch"])
+def test_batched_and_env_collectors_write_the_same_rollouts(make_trainer, reset):
+    """Deterministic actions make the two loops comparable step by step: n_steps=23 splits
+    batches of 30 across rollouts, and the third rollout ends inside the last batch."""
+    runs = {}
+    for collector in ("batched", "env"):
+        rl = {"collector": collector, "n_steps": 23, "ppo_batch_size": 23, "reset": reset}
+        method = rl_method(make_trainer(**SHORT, method="wa-rl", rl=rl))
+        method.agent.policy.forward = partial(method.agent.policy.forward, deterministic=True)  # type: ignore[method-assign]
+        runs[collector] = record_rollouts(method)
+        method.collector.run(epoch=1)
+    batched, env = runs["batched"], runs["env"]
+    assert len(batched) == len(env) == 3  # 69 of the epoch's 90 steps
+    for b, e in zip(batched, env):
+        np.testing.assert_array_equal(b["observations"], e["observations"])
+        np.testing.assert_array_equal(b["actions"], e["actions"])
+        np.testing.assert_array_equal(b["episode_starts"], e["episode_starts"])
+        np.testing.assert_allclose(b["rewards"], e["rewards"], rtol=1e-5)
+        for key in ("values", "log_probs", "returns", "advantages"):
+            np.testing.assert_allclose(b[key], e[key], rtol=1e-4, atol=1e-5)
+    rewards = np.concatenate([r["rewards"].ravel() for r in batched])
+    assert list(np.flatnonzero(rewards)) == [29, 59]
+    starts = np.concatenate([r["episode_starts"].ravel() for r in batched])
+    assert list(np.flatnonzero(starts)) == ([0] if reset == "epoch" else [0, 30, 60])
+
+
+def test_batched_and_single_image_sampling_agree(make_trainer):
+    """Fixed stochastic policy: per-image action frequencies drawn from one forward pass per
+    batch and from one forward pass per env step agree (chi-square), and the test has power."""
+    torch.manual_seed(0)
+    method = rl_method(make_trainer(method="rl", rl={"target": "in-block"}))
+    policy = method.agent.policy
+    torch.nn.init.normal_(policy.action_net.weight, std=0.3)  # a peaked, image-dependent policy
+    env = method.env
+    obs = [env.reset(options={"epoch": 0})[0]] + [env.step(0)[0] for _ in range(9)]
+    images = torch.as_tensor(np.stack(obs))
+    draws = 400
+
+    def sample(dists) -> np.ndarray:  # (draws, images) actions, sampled by SB3's distributions
+        return np.stack([np.concatenate([d.get_actions().numpy() for d in dists]) for _ in range(draws)])
+
+    def batched(training_mode: bool) -> np.ndarray:
+        policy.set_training_mode(training_mode)
+        with torch.no_grad():
+            return sample([policy.get_distribution(images)])
+
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        single = sample([policy.get_distribution(img[None]) for img in images])
+
+    def chi_square_p(a: np.ndarray, b: np.ndarray) -> float:
+        stat, dof = 0.0, 0
+        for i in range(a.shape[1]):
+            table = np.stack([np.bincount(a[:, i], minlength=5), np.bincount(b[:, i], minlength=5)])
+            table = table[:, table.sum(0) > 0]
+            if table.shape[1] > 1:
+                s, _, d, _ = chi2_contingency(table)
+                stat, dof = stat + s, dof + d
+        return float(chi2.sf(stat, dof))
+
+    assert 0 < single.var(0).mean()  # stochastic, not a point mass
+    assert chi_square_p(batched(False), single) > 0.01
+    assert chi_square_p(batched(True), single) < 1e-3  # BatchNorm on batch statistics: a different policy
+
+
+# ---------------------------------------------------------------- schedule
+def test_train_agent_epoch_leaves_the_canonical_network_unchanged(make_trainer):
+    trainer = make_trainer(method="rl", rl=FAST_PPO)
+    method = rl_method(trainer)
+    canonical = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    policy = {k: v.clone() for k, v in method.agent.policy.state_dict().items()}
+    log = method.before_epoch(0)
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, canonical[k]), k
+    assert trainer.optimizer.param_groups[0]["lr"] == trainer.cfg.lr
+    assert any(not torch.equal(v, policy[k]) for k, v in method.agent.policy.state_dict().items())
+    assert any(not torch.equal(v, canonical[k]) for k, v in method.env.sandbox.model.state_dict().items())
+    assert {"rl/reward_mean", "rl/policy_entropy", "rl/ppo_value_loss", "rl/ppo_approx_kl"} <= set(log)
+    assert all(math.isfinite(v) for v in log.values())
+
+
+@pytest.mark.parametrize("collector", ["batched", "env"])
+@pytest.mark.parametrize("reset, erratum", [("epoch", False), ("batch", False), ("batch", True)])
+def test_reset_modes_visit_the_epochs_batches(make_trainer, collector, reset, erratum):
+    trainer = make_trainer(**SHORT, method="rl", rl=FAST_PPO | {"collector": collector, "reset": reset},
+                           errata={"reset_replays_first_batch": erratum})
+    method = rl_method(trainer)
+    sandbox, visited, restores = method.env.sandbox, [], []
+    step, restore = sandbox.step, sandbox.restore
+    sandbox.step = lambda batch, actions: visited.append(batch.index.tolist()) or step(batch, actions)  # type: ignore[method-assign]
+    sandbox.restore = lambda: restores.append(1) or restore()  # type: ignore[method-assign]
+    method.before_epoch(4)
+    order = [b.index.tolist() for b in trainer.batches(4)]
+    assert visited == ([order[0]] * 3 if erratum else order)
+    if collector == "batched":  # the env loop also restores when SB3 auto-resets into the next epoch
+        assert len(restores) == (1 if reset == "epoch" else 3)
+
+
+# ---------------------------------------------------------------- real runs
+RL_COLUMNS = {"rl/reward_mean", "rl/policy_entropy", "rl/ppo_policy_gradient_loss", "rl/ppo_value_loss",
+              "rl/ppo_entropy_loss", "rl/ppo_approx_kl", "rl/ppo_clip_fraction", "rl/ppo_explained_variance",
+              "rl/label_entropy", "rl/in_block"}
+
+
+def cli_args(method: str, data_root, out) -> list[str]:
+    return ["train", "--dataset", "cifar10", "--method", method, "--epochs", "2", "--train-size", "300",
+            "--test-size", "200", "--width", "0.25", "--rl.n-epochs", "2", "--seed", "0", "--data-root", str(data_root),
+            "--device", "cpu", "--progress", "false", "--out", str(out)]
+
+
+def check_run(out, columns: set[str]) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("test_acc_last15", "test_acc_best_val", "precision", "recall", "f1", "epochs"):
+        assert math.isfinite(metrics[key])
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    for row in rows:
+        assert columns <= set(row)
+        assert all(math.isfinite(float(row[c])) for c in columns)
+    return metrics
+
+
+@pytest.mark.slow
+def test_cli_wa_rl_runs_and_logs(data_root, tmp_path):
+    main(cli_args("wa-rl", data_root, tmp_path / "wa"))
+    check_run(tmp_path / "wa", RL_COLUMNS | {"rl/weight_mean", "rl/weight_std"})
+
+
+@pytest.mark.slow
+def test_cli_rl_runs_and_resume_gives_identical_metrics(data_root, tmp_path):
+    main(cli_args("rl", data_root, tmp_path / "a"))
+    full = check_run(tmp_path / "a", RL_COLUMNS)
+
+    cfg = config_from_args(build_parser().parse_args(cli_args("rl", data_root, tmp_path / "c")))
+    real_save = checkpoint.save
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg)
+    assert not (cfg.out / "metrics.json").exists()
+    train(cfg, resume=True)
+    resumed = check_run(cfg.out, RL_COLUMNS)
+    strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
+    assert strip(resumed) == strip(full)
