@@ -1,0 +1,165 @@
+"""The reproduction pipeline: params.yaml validation, tables, figures, and DVC end to end."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from rlaux.errors import ConfigError
+from rlaux.experiments import load_params
+from rlaux.report.figures import FIGURES, write_figures
+from rlaux.report.tables import claims, mean_ci, reproduction
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
+    params = load_params(REPO / "params.yaml")
+    assert params.profile == "smoke" and params.seeds() == [0, 1]
+    assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
+    assert params.run_config("c10-rl", 2) is None  # third seed is paper-only
+    cfg = params.run_config("c100-maxl-lam2", 1)
+    assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (2.0, True, 1, "runs/c100-maxl-lam2/s1")
+    params.profile = "paper"
+    paper = params.run_config("svhn-wa-rl", 2)
+    assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
+    assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80
+
+
+def test_every_paper_number_refers_to_an_experiment():
+    params = load_params(REPO / "params.yaml")
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    assert set(paper.experiment) <= set(params.experiments)
+    for fig in FIGURES:
+        assert set(fig.bars) <= set(params.experiments)
+
+
+def test_bad_experiment_is_rejected_with_its_id(tmp_path):
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["experiments"]["c10-oops"] = {"dataset": "cifar10", "method": "single", "lamda": 2}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="(?s)c10-oops.*lamda"):
+        load_params(tmp_path / "params.yaml")
+    params["profile"] = "fast"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="profile 'fast' unknown"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_mean_ci_is_the_t_interval():
+    m, h, n = mean_ci([1.0, 3.0])
+    assert (m, n) == (2.0, 2) and h == pytest.approx(12.706204736 * 1.0, rel=1e-6)  # t(0.975, 1) * s / sqrt(2)
+    assert math.isnan(mean_ci([5.0])[1])
+
+
+def _runs(rows):
+    return pd.DataFrame(rows, columns=["experiment", "seed", "test_acc_last15", "precision", "recall", "f1"])
+
+
+def test_reproduction_verdicts():
+    paper = pd.DataFrame({"figure": [4, 4, 4], "experiment": ["a", "b", "c"], "metric": ["test_acc_last15"] * 3,
+                          "value": [50.0, 90.0, 70.0], "source": ["x"] * 3})
+    runs = _runs([("a", 0, 49.0, 0, 0, 0), ("a", 1, 51.0, 0, 0, 0), ("b", 0, 49.0, 0, 0, 0), ("b", 1, 51.0, 0, 0, 0)])
+    rep = reproduction(paper, runs).set_index("experiment")
+    assert rep.loc["a", "verdict"] == "inside" and rep.loc["b", "verdict"] == "outside"
+    assert rep.loc["c", "verdict"] == "not run in this profile"
+    assert rep.loc["b", "difference"] == pytest.approx(-40.0)
+
+
+def test_claims_paired_test_in_plain_words():
+    rows = []
+    for seed, (rl, maxl, human) in enumerate([(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]):
+        rows += [("c100-rl", seed, rl, 0, 0, 0), ("c100-maxl", seed, maxl, 0, 0, 0), ("c100-human", seed, human, 0, 0, 0)]
+    table = claims(_runs(rows)).set_index("claim")
+    assert table.loc["RL-AUX matches MAXL (RL >= MAXL - 0.5 pp), CIFAR-100-20", "verdict"] == "holds (p < 0.05)"
+    assert table.loc["RL-AUX beats the human auxiliary task", "verdict"].startswith("does not hold")
+    assert table.loc["WA-RL beats RL-AUX, CIFAR-100-20", "verdict"] == "not run in this profile"
+
+
+def test_figures_are_written_for_every_paper_figure(tmp_path):
+    runs = _runs([(e, s, 50.0 + s, 0.5, 0.5, 0.5) for e in ("c100-single", "c100-rl", "c10-rl") for s in (0, 1)])
+    curves = pd.DataFrame([{"experiment": "c10-rl", "seed": s, "epoch": ep, "val_acc": 40.0, "test_acc": 40.0 + ep}
+                           for s in (0, 1) for ep in (1, 2)])
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    paths = write_figures(runs, curves, paper, "smoke", tmp_path)
+    assert [p.name for p in paths] == [f"fig{n:02d}.png" for n in range(4, 13)]
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+TINY_PARAMS = {
+    "profile": "tiny",
+    "seed_pool": [0, 1],
+    "profiles": {
+        "tiny": {"seeds": 1, "settings": {"width": 0.0625, "device": "cpu", "progress": False, "epochs": 1},
+                 "datasets": {"cifar10": {"train_size": 300, "test_size": 200}}},
+        "paper": {"seeds": 2, "settings": {}, "datasets": {"cifar10": {}}},
+    },
+    "experiments": {"c10-single": {"dataset": "cifar10", "method": "single"},
+                    "c10-random": {"dataset": "cifar10", "method": "random"}},
+}
+
+
+def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
+    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t", "RLAUX_DATA": str(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))}
+    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.fixture
+def tiny_project(tmp_path, data_root):
+    """A copy of the pipeline (code, dvc.yaml, paper numbers) with a two-run params.yaml, as a git+DVC repo."""
+    proj = tmp_path / "proj"
+    shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in ("dvc.yaml", "paper_tables/paper.csv", "pyproject.toml", "README.md"):
+        (proj / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / f, proj / f)
+    (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    _sh(proj, "git", "init", "-q")
+    _sh(proj, "dvc", "init", "-q")
+    _sh(proj, "dvc", "config", "core.analytics", "false")
+    _sh(proj, "git", "add", "-A")
+    _sh(proj, "git", "commit", "-qm", "tiny")
+    return proj
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
+    proj = tiny_project
+    first = _sh(proj, "dvc", "repro")
+    assert "Running stage 'train@c10-single-0'" in first and "Running stage 'train@c10-single-1'" in first
+    assert sorted(p.name for p in (proj / "figures").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
+    assert "c10-single" in (proj / "paper_tables" / "reproduction.md").read_text()
+    assert "Running stage" not in _sh(proj, "dvc", "repro")  # second run does nothing
+    assert "test_acc_last15" in _sh(proj, "dvc", "metrics", "show")
+    _sh(proj, "git", "add", "-A")
+    _sh(proj, "git", "commit", "-qm", "repro")
+
+    # scale-out on DVC's own queue: two train stages as queued experiments, two workers
+    override = "profiles.tiny.settings.epochs=2"
+    for stage in ("train@c10-single-0", "train@c10-random-0"):
+        _sh(proj, "dvc", "exp", "run", "--queue", "-S", override, stage)
+    _sh(proj, "dvc", "queue", "start", "--jobs", "2")
+    deadline = time.time() + 420
+    while time.time() < deadline:
+        status = _sh(proj, "dvc", "queue", "status")
+        if "Running" not in status and "Queued" not in status:
+            break
+        time.sleep(3)
+    assert status.count("Success") == 2, status
+    # the workspace run picks both results up from DVC's run cache instead of training again
+    final = _sh(proj, "dvc", "exp", "run", "-S", override)
+    for stage in ("train@c10-single-0", "train@c10-random-0"):
+        assert f"Stage '{stage}' is cached - skipping run" in final
+    runs = pd.read_csv(proj / "results" / "runs.csv")
+    assert set(runs.experiment) == {"c10-single", "c10-random"}
+    assert (proj / "runs" / "c10-random" / "s0" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
