@@ -118,7 +118,7 @@ def _read_csv(path: Path):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlaux", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train one run into --out", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    tr = sub.add_parser("train", help="train one run into --out")
     tr.add_argument("--config", type=Path, help="YAML file with config keys (flags override it)")
     tr.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
     _add_config_flags(tr, TrainConfig)

@@ -32,9 +32,14 @@ def masked_softmax(logits: Tensor, primary: Tensor, psi: int) -> Tensor:
 
 
 def batch_entropy(probs: Tensor) -> Tensor:
-    """H(p_bar) of the batch-mean distribution; maximised to prevent collapse onto one subclass."""
+    """H(p_bar) of the batch-mean distribution; maximised to prevent collapse onto one subclass.
+
+    The log is clamped (0 * log(tiny) = 0, same value as xlogy) so the gradient stays finite
+    where p_bar_k = 0, i.e. when a batch lacks a primary class: xlogy's is -inf there, which
+    turns a masked softmax's backward into NaN.
+    """
     p_bar = probs.mean(0)
-    return -torch.special.xlogy(p_bar, p_bar).sum()
+    return -(p_bar * p_bar.clamp_min(torch.finfo(p_bar.dtype).tiny).log()).sum()
 
 
 def weight_factor(w: Tensor, scale: float = 10.0, shift: float = 5.0) -> Tensor:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
@@ -80,14 +81,16 @@ class Trainer:
     def num_aux(self) -> int:
         return self.cfg.psi * self.data.info.num_classes
 
-    def generator(self, epoch: int, stream: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(self.cfg.seed * 1_000_003 + epoch * 17 + stream)
+    def generator(self, epoch: int, *stream: int) -> torch.Generator:
+        """A generator for (seed, epoch, stream...); SeedSequence keeps every such key independent."""
+        seed = int(np.random.SeedSequence([self.cfg.seed, epoch, *stream]).generate_state(1, np.uint64)[0])
+        return torch.Generator(device=self.device).manual_seed(seed)
 
     def batches(self, epoch: int, stream: int = STREAM_ORDER) -> Iterator[Batch]:
         """The epoch's batches: slices of a seeded permutation, augmented on the device."""
         train = self.data.train
         order = torch.randperm(len(train), device=self.device, generator=self.generator(epoch, stream))
-        g_aug = self.generator(epoch, stream + STREAM_AUGMENT * 100)
+        g_aug = self.generator(epoch, stream, STREAM_AUGMENT)
         for i in range(0, len(order), self.cfg.batch_size):
             idx = order[i : i + self.cfg.batch_size]
             yield Batch(self.augment(train.x[idx], g_aug), train.y[idx], idx)

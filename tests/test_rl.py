@@ -32,7 +32,7 @@ from rlaux.training import Trainer, train
 
 TINY = dict(train_size=300, test_size=100, width=0.0625)  # 270 training images: batches of 100, 100, 70
 SHORT = dict(n_train=90, batch_size=30)  # 3 batches of 30: few single-image env steps
-FAST_PPO = dict(n_steps=30, ppo_batch_size=30, n_epochs=1)  # one rollout per batch
+FAST_PPO = dict(n_steps=30, ppo_batch_size=30, n_epochs=1)  # 30 divides every epoch length used here
 
 
 @pytest.fixture(scope="module")
@@ -238,17 +238,17 @@ def test_batched_and_single_image_sampling_agree(make_trainer):
     images = torch.as_tensor(np.stack(obs))
     draws = 400
 
-    def sample(dists) -> np.ndarray:  # (draws, images) actions, sampled by SB3's distributions
-        return np.stack([np.concatenate([d.get_actions().numpy() for d in dists]) for _ in range(draws)])
+    def sample(x: torch.Tensor) -> np.ndarray:  # (draws, len(x)) actions, sampled by SB3's distribution
+        with torch.no_grad():
+            dist = policy.get_distribution(x)  # SB3 reuses one distribution object: sample before the next call
+            return np.stack([dist.get_actions().numpy() for _ in range(draws)])
 
     def batched(training_mode: bool) -> np.ndarray:
         policy.set_training_mode(training_mode)
-        with torch.no_grad():
-            return sample([policy.get_distribution(images)])
+        return sample(images)
 
     policy.set_training_mode(False)
-    with torch.no_grad():
-        single = sample([policy.get_distribution(img[None]) for img in images])
+    single = np.concatenate([sample(img[None]) for img in images], axis=1)
 
     def chi_square_p(a: np.ndarray, b: np.ndarray) -> float:
         stat, dof = 0.0, 0
@@ -281,6 +281,25 @@ def test_train_agent_epoch_leaves_the_canonical_network_unchanged(make_trainer):
     assert all(math.isfinite(v) for v in log.values())
 
 
+def test_authors_agent_errata_leave_a_near_uniform_policy(make_trainer):
+    """SPEC §6.1/6.3: untrained default-init heads on softmax features keep every logit within
+    +-0.125 (|w|, |b| <= 1/16 and the features sum to 1), even after PPO trained the encoder."""
+    errata = dict(frozen_heads=True, scalar_value=True, softmax_features=True, softmax_reward=True, weight_scale_8w3=True)
+    trainer = make_trainer(**SHORT, method="wa-rl", rl=FAST_PPO, errata=errata)
+    method = rl_method(trainer)
+    log = method.before_epoch(0)
+    assert all(math.isfinite(v) for v in log.values())
+    policy = method.agent.policy.eval()
+    with torch.no_grad():
+        logits = policy.action_net(policy.extract_features(next(trainer.batches(0)).x))
+    assert logits.abs().max() <= 0.125
+
+
+def test_too_small_an_epoch_for_one_rewarded_rollout_is_refused(make_trainer):
+    with pytest.raises(ValueError, match="never see a reward"):
+        rl_method(make_trainer(n_train=90, method="rl"))  # 90 steps < n_steps=100
+
+
 @pytest.mark.parametrize("collector", ["batched", "env"])
 @pytest.mark.parametrize("reset, erratum", [("epoch", False), ("batch", False), ("batch", True)])
 def test_reset_modes_visit_the_epochs_batches(make_trainer, collector, reset, erratum):
@@ -306,7 +325,7 @@ RL_COLUMNS = {"rl/reward_mean", "rl/policy_entropy", "rl/ppo_policy_gradient_los
 
 def cli_args(method: str, data_root, out) -> list[str]:
     return ["train", "--dataset", "cifar10", "--method", method, "--epochs", "2", "--train-size", "300",
-            "--test-size", "200", "--width", "0.25", "--rl.n-epochs", "2", "--seed", "0", "--data-root", str(data_root),
+            "--test-size", "100", "--width", "0.25", "--rl.n-epochs", "1", "--seed", "0", "--data-root", str(data_root),
             "--device", "cpu", "--progress", "false", "--out", str(out)]
 
 
@@ -349,3 +368,4 @@ def test_cli_rl_runs_and_resume_gives_identical_metrics(data_root, tmp_path):
     resumed = check_run(cfg.out, RL_COLUMNS)
     strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
     assert strip(resumed) == strip(full)
+

@@ -12,6 +12,10 @@ METHODS: dict[str, str] = {
     "single": "rlaux.methods.baselines:SingleTask",
     "human": "rlaux.methods.baselines:HumanLabels",
     "random": "rlaux.methods.baselines:RandomLabels",
+    "maxl": "rlaux.methods.maxl:MAXL",
+    "wa-maxl": "rlaux.methods.maxl:MAXL",
+    "rl": "rlaux.methods.rl.method:RLAux",
+    "wa-rl": "rlaux.methods.rl.method:RLAux",
 }
 
 

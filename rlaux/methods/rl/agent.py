@@ -1,0 +1,128 @@
+"""The RL-AUX agent: Stable-Baselines3 PPO on a VGG16 image encoder (SPEC §5).
+
+The policy is SB3's `ActorCriticPolicy` with `net_arch=[]`, so SB3's own heads are the
+paper's: action head Linear(feature_dim, K [+ bins]) and value head Linear(feature_dim, 1),
+both built before SB3 creates the optimiser, so every parameter is trained. The errata
+switches (SPEC §6.1-6.3) rebuild the authors' agent piece by piece.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import Schedule
+from torch import Tensor, nn
+
+from rlaux.models import mlp_head, trunk_dim, vgg16_trunk
+
+if TYPE_CHECKING:
+    from rlaux.config import TrainConfig
+    from rlaux.methods.rl.env import AuxTaskEnv
+
+PPO_LOG_KEYS = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction", "explained_variance")
+
+
+class VGGFeatures(BaseFeaturesExtractor):
+    """VGG16-BN trunk (the main network's, same width) -> `features_dim` features.
+
+    Default: Linear + ReLU, a free embedding as in SB3's NatureCNN. errata.softmax_features
+    (SPEC §6.3): the authors took a whole VGG16 and used its primary head's softmax output
+    (Linear-ReLU-Linear-Softmax), so the features are bounded probabilities.
+    """
+
+    def __init__(self, observation_space: spaces.Box, features_dim: int = 256, width: float = 1.0,
+                 softmax_features: bool = False) -> None:
+        super().__init__(observation_space, features_dim)
+        dim = trunk_dim(width)
+        head = nn.Sequential(mlp_head(dim, features_dim), nn.Softmax(dim=1)) if softmax_features \
+            else nn.Sequential(nn.Linear(dim, features_dim), nn.ReLU())
+        self.net = nn.Sequential(vgg16_trunk(width), head)
+
+    def forward(self, observations: Tensor) -> Tensor:
+        return self.net(observations)
+
+
+class BatchMeanValue(nn.Module):
+    """errata.scalar_value (SPEC §6.2): the authors' value head averaged its output over the
+    minibatch, so in a PPO update the critic is one scalar for all samples. Their rollouts
+    fed one image at a time, where that mean is the sample's own value; so the mean is taken
+    in training mode only, and batched rollouts see what the authors' rollouts saw."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: Tensor) -> Tensor:
+        value = self.head(features)
+        return value.mean(0, keepdim=True).expand_as(value) if self.training else value
+
+
+class AuxPolicy(ActorCriticPolicy):
+    """`ActorCriticPolicy` plus the authors' head errata.
+
+    :param frozen_heads: SPEC §6.1: action and value heads are replaced after SB3 built the
+        optimiser, so they are never trained; the replacements keep PyTorch's default init.
+    :param scalar_value: SPEC §6.2: the value head averages over the minibatch.
+    """
+
+    def __init__(self, *args: Any, frozen_heads: bool = False, scalar_value: bool = False, **kwargs: Any) -> None:
+        self.frozen_heads, self.scalar_value = frozen_heads, scalar_value
+        super().__init__(*args, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)  # heads, orthogonal init, then the optimiser over all parameters
+        if self.frozen_heads:
+            self.action_net = nn.Linear(self.action_net.in_features, self.action_net.out_features)
+            self.value_net = nn.Linear(self.value_net.in_features, 1)
+        if self.scalar_value:
+            self.value_net = BatchMeanValue(self.value_net)
+
+
+class AuxPPO(PPO):
+    """SB3's PPO, unchanged, keeping what each update logged for the epoch's history row."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.set_logger(Logger(folder=None, output_formats=[]))  # values only; no files, no stdout
+        self._log: dict[str, list[float]] = defaultdict(list)
+
+    def train(self) -> None:
+        # Entropy of the policy that collected the rollout, estimated as E[-log pi(a|s)].
+        self._log["policy_entropy"].append(-float(self.rollout_buffer.log_probs.mean()))
+        super().train()
+        for key in PPO_LOG_KEYS:
+            self._log[f"ppo_{key}"].append(float(self.logger.name_to_value[f"train/{key}"]))
+
+    def pop_log(self) -> dict[str, float]:
+        """Means over the updates since the last call."""
+        log = {key: float(np.mean(values)) for key, values in self._log.items()}
+        self._log.clear()
+        return log
+
+
+def default_n_steps(cfg: TrainConfig) -> int:
+    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (SPEC §5)."""
+    return cfg.rl.n_steps or (79 if cfg.dataset == "cifar100-20" else 100)
+
+
+def make_agent(env: AuxTaskEnv) -> AuxPPO:
+    """PPO with the paper's hyperparameters (SPEC §5), seeded from cfg.seed; SB3 defaults otherwise."""
+    cfg = env.trainer.cfg
+    rl, errata = cfg.rl, cfg.errata
+    policy_kwargs = dict(
+        net_arch=[],
+        features_extractor_class=VGGFeatures,
+        features_extractor_kwargs=dict(features_dim=rl.feature_dim, width=cfg.width, softmax_features=errata.softmax_features),
+        frozen_heads=errata.frozen_heads,
+        scalar_value=errata.scalar_value,
+    )
+    return AuxPPO(AuxPolicy, env, learning_rate=rl.ppo_lr, n_steps=default_n_steps(cfg), batch_size=rl.ppo_batch_size,
+                  n_epochs=rl.n_epochs, ent_coef=rl.ent_coef, policy_kwargs=policy_kwargs, seed=cfg.seed,
+                  device=env.trainer.device)

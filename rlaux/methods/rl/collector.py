@@ -1,0 +1,106 @@
+"""One train-agent epoch: collect rollouts in SB3's own buffer, learn with SB3's own `PPO.train`.
+
+Observations never depend on actions (the next image is the next image of the epoch,
+whatever the label), so labelling a whole batch in one policy forward pass gives the same
+rollout distribution as one image per env step (SPEC §8). `BatchedCollector` does that;
+`EnvCollector` runs the literal env loop (`PPO.learn`) for comparison.
+
+Both run the same number of steps per agent epoch, a whole number of rollouts
+(`rollout_budget`): when `n_steps` does not divide the epoch (79 on CIFAR-100-20), the
+last partial rollout is never collected, as `PPO.learn(total_timesteps=budget)` would.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from rlaux.methods.rl.agent import AuxPPO
+from rlaux.methods.rl.env import AuxTaskEnv
+
+
+def rollout_budget(agent: AuxPPO, env: AuxTaskEnv) -> int:
+    """Env steps one agent epoch collects: its steps, rounded down to whole rollouts."""
+    return env.epoch_steps() // agent.n_steps * agent.n_steps
+
+
+class Collector(Protocol):
+    def run(self, epoch: int) -> None:
+        """Run the train-agent epoch `epoch`; PPO learns after every full rollout."""
+
+
+class EnvCollector:
+    """The literal loop: `PPO.learn` on the env, one image per step."""
+
+    def __init__(self, agent: AuxPPO, env: AuxTaskEnv) -> None:
+        self.agent, self.env = agent, env
+
+    def run(self, epoch: int) -> None:
+        self.agent.env.set_options({"epoch": epoch})  # used by learn()'s first reset only
+        self.agent.learn(total_timesteps=rollout_budget(self.agent, self.env), log_interval=None)  # type: ignore[arg-type]
+
+
+class BatchedCollector:
+    """One policy forward pass per batch; transitions written as `collect_rollouts` writes them.
+
+    Rewards are 0 except on a batch's last step, `episode_start` marks each episode's
+    first step, and the rollout's last value bootstraps from the next observation unless
+    the episode ended there. A batch that straddles a rollout boundary is split at it: PPO
+    learns before the rest of the batch is labelled, by the updated policy, as in the env loop.
+    """
+
+    def __init__(self, agent: AuxPPO, env: AuxTaskEnv) -> None:
+        self.agent, self.env = agent, env
+        self.policy, self.buffer = agent.policy, agent.rollout_buffer
+
+    def run(self, epoch: int) -> None:
+        self.buffer.reset()
+        steps_left = rollout_budget(self.agent, self.env)
+        for episode in self.env.episodes(epoch):
+            if steps_left == 0:
+                return
+            self.env.sandbox.restore()
+            episode_start = True
+            for batch in episode:
+                chosen: list[Tensor] = []
+                start = 0
+                while start < len(batch.y):
+                    if self.buffer.full:
+                        self._learn(next_obs=batch.x[start : start + 1])
+                    if steps_left == 0:
+                        return
+                    stop = min(len(batch.y), start + self.buffer.buffer_size - self.buffer.pos, start + steps_left)
+                    obs = batch.x[start:stop]
+                    self.policy.set_training_mode(False)
+                    with torch.no_grad():
+                        actions, values, log_probs = self.policy(obs)
+                    chosen.append(actions)
+                    rewards = np.zeros(stop - start, dtype=np.float32)
+                    if stop == len(batch.y):
+                        rewards[-1] = self.env.sandbox.step(batch, torch.cat(chosen))
+                    self._add(obs, actions, rewards, values, log_probs, episode_start)
+                    episode_start = False
+                    steps_left -= stop - start
+                    start = stop
+            if self.buffer.full:
+                self._learn(next_obs=None)
+
+    def _add(self, obs: Tensor, actions: Tensor, rewards: np.ndarray, values: Tensor, log_probs: Tensor,
+             episode_start: bool) -> None:
+        obs_np, actions_np = obs.cpu().numpy(), actions.cpu().numpy()
+        values, log_probs = values.cpu(), log_probs.cpu()
+        for i in range(len(obs_np)):
+            starts = np.array([episode_start and i == 0], dtype=np.float32)
+            self.buffer.add(obs_np[i : i + 1], actions_np[i : i + 1], rewards[i : i + 1], starts, values[i], log_probs[i : i + 1])
+
+    def _learn(self, next_obs: Tensor | None) -> None:
+        """GAE over the full buffer, bootstrapped from `next_obs` (None: the episode ended), then PPO."""
+        self.policy.set_training_mode(False)
+        with torch.no_grad():
+            last_values = torch.zeros(1) if next_obs is None else self.policy.predict_values(next_obs)
+        self.buffer.compute_returns_and_advantage(last_values=last_values, dones=np.array([next_obs is None]))
+        self.agent.train()
+        self.buffer.reset()

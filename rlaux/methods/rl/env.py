@@ -1,0 +1,178 @@
+"""The RL-AUX environment: label training images, watch the main network learn (SPEC §5).
+
+An observation is one augmented, normalised training image (its primary label is not
+observed); an action labels it (`actions.ActionCodec`). Every `batch_size` steps the
+labelled batch trains a disposable copy of the main network one SGD step (the loop's own
+`Trainer.train_step`), and the step's reward is
+
+    r = -mean primary loss on a fresh batch of `rl.reward_batch` training images
+        + rl.entropy_weight * H(p_bar of the batch's auxiliary targets);
+
+every other step has reward 0. One episode is one epoch, replayed in the main epoch's
+exact batch order and augmentation (`Trainer.batches`), so the agent is rewarded for
+the labels the main epoch will then use.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from itertools import chain, count
+from typing import TYPE_CHECKING, Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from rlaux.losses import batch_entropy
+from rlaux.methods.base import AuxTargets, Batch
+from rlaux.methods.rl.actions import ActionCodec
+from rlaux.training import new_optimizer
+
+if TYPE_CHECKING:
+    from rlaux.training import Trainer
+
+ENV_ID = "rlaux/AuxTask-v0"
+STREAM_REWARD = 4  # the reward batches' random stream, independent of the epoch's order and augmentation
+
+
+class Sandbox:
+    """A disposable copy of the main network for the agent to train (train-agent mode).
+
+    The canonical network (`trainer.model`) is never touched: every episode starts from a
+    copy of it with a fresh optimiser at the current learning rate, so the agent epoch
+    cannot leak into the main network, and the next main epoch starts where the last ended.
+    """
+
+    def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
+        self.trainer, self.codec, self.cfg = trainer, codec, trainer.cfg
+        self.rewards: list[float] = []  # every reward since the last `pop_rewards`
+        self.begin_epoch(0)
+        self.restore()
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Reward batches of epoch e are a pure function of (seed, e), as its batches are."""
+        self._generator = self.trainer.generator(epoch, STREAM_REWARD)
+
+    def restore(self) -> None:
+        """A fresh copy of the canonical network and a fresh optimiser at the loop's current rate."""
+        self.model = copy.deepcopy(self.trainer.model)
+        self.optimizer, _ = new_optimizer(self.model, self.cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.trainer.optimizer.param_groups[0]["lr"]
+
+    def step(self, batch: Batch, actions: torch.Tensor) -> float:
+        """Train the copy one SGD step on the labelled batch; returns the reward."""
+        targets = self.codec.targets(actions, batch.y)
+        self.trainer.train_step(self.model, self.optimizer, batch, targets)
+        reward = self.reward(targets)
+        self.rewards.append(reward)
+        return reward
+
+    @torch.no_grad()
+    def reward(self, targets: AuxTargets) -> float:
+        """-primary cross-entropy on a fresh training batch + entropy bonus over the batch's targets.
+
+        Cross-entropy is the authors' reward criterion (training itself uses focal loss).
+        BatchNorm runs in training mode, on the reward batch's statistics, as the training
+        loss sees the network (and as the authors' code did). errata.softmax_reward (SPEC
+        §6.5): cross-entropy applied to softmax outputs, a double softmax that squashes it.
+        """
+        train, rl = self.trainer.data.train, self.cfg.rl
+        idx = torch.randint(len(train), (rl.reward_batch,), generator=self._generator, device=train.y.device)
+        x = self.trainer.augment(train.x[idx], self._generator)
+        self.model.train()
+        logits = self.model(x)[0]
+        if self.cfg.errata.softmax_reward:
+            logits = logits.softmax(1)
+        loss = F.cross_entropy(logits, train.y[idx])
+        target = targets.target
+        probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
+        return (-loss + rl.entropy_weight * batch_entropy(probs)).item()
+
+    def pop_rewards(self) -> list[float]:
+        rewards, self.rewards = self.rewards, []
+        return rewards
+
+
+class AuxTaskEnv(gym.Env):
+    """Gymnasium env `rlaux/AuxTask-v0`: one step labels one training image.
+
+    Constructed from a `Trainer` (its model is the canonical network the episodes copy).
+    `reset(options={"epoch": e})` starts at epoch e's batches; a plain `reset()` goes on
+    to the next episode (what vectorised envs do on termination); `reset(seed=...)`
+    restarts the stream at epoch 0. All randomness (batch order, augmentation, reward
+    batches) is a pure function of (cfg.seed, epoch), as in the training loop.
+
+    `rl.reset = "batch"` is the reset ablation (paper A.2): each batch is one episode and
+    starts again from the canonical network, the batches still visited in the epoch's
+    order. errata.reset_replays_first_batch (SPEC §6.8) reproduces the authors' version,
+    whose reset re-seeded the loader, so every episode replays the epoch's first batch.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.codec = ActionCodec(trainer.cfg, trainer.data.info.num_classes)
+        self.sandbox = Sandbox(trainer, self.codec)
+        self.action_space = self.codec.space
+        x = trainer.data.train.x[:1]
+        low, high = (trainer.augment.normalize(torch.full_like(x, v))[0].cpu().numpy() for v in (0, 255))
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+        self._stream: Iterator[Iterator[Batch]] | None = None
+        self._episode: Iterator[Batch] = iter(())
+        self._batch: Batch | None = None
+        self._actions: list[np.ndarray] = []
+
+    def episodes(self, epoch: int) -> Iterator[Iterator[Batch]]:
+        """Agent epoch `epoch` as a sequence of episodes, each an iterator over batches."""
+        self.sandbox.begin_epoch(epoch)
+        batches = self.trainer.batches(epoch)
+        if self.trainer.cfg.rl.reset == "epoch":
+            yield batches
+        elif self.trainer.cfg.errata.reset_replays_first_batch:
+            first = next(batches)
+            for _ in range(self.trainer.num_batches()):
+                yield iter([first])
+        else:
+            for batch in batches:
+                yield iter([batch])
+
+    def epoch_steps(self) -> int:
+        """Env steps in one agent epoch."""
+        cfg, n = self.trainer.cfg, len(self.trainer.data.train)
+        if cfg.rl.reset == "batch" and cfg.errata.reset_replays_first_batch:
+            return self.trainer.num_batches() * min(n, cfg.batch_size)
+        return n
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        if seed is not None or self._stream is None or (options and "epoch" in options):
+            start = (options or {}).get("epoch", 0)
+            self._stream = chain.from_iterable(self.episodes(e) for e in count(start))
+        self._episode = next(self._stream)
+        self.sandbox.restore()
+        self._batch = next(self._episode)
+        self._actions = []
+        return self._obs(), {}
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict]:
+        assert self._batch is not None, "call reset() before step()"
+        self._actions.append(np.asarray(action))
+        if len(self._actions) < len(self._batch.y):
+            return self._obs(), 0.0, False, False, {}
+        actions = torch.as_tensor(np.stack(self._actions), device=self.trainer.device)
+        reward = self.sandbox.step(self._batch, actions)
+        self._actions = []
+        following = next(self._episode, None)
+        if following is None:  # episode over; its terminal observation is never acted on
+            return self._obs(), reward, True, False, {}
+        self._batch = following
+        return self._obs(), reward, False, False, {}
+
+    def _obs(self) -> np.ndarray:
+        assert self._batch is not None
+        return self._batch.x[len(self._actions)].cpu().numpy().copy()
