@@ -3,7 +3,7 @@
 A run is (experiment id, seed). Its config is built in layers: the active profile's
 `settings`, then that profile's per-dataset block, then the experiment's own keys, then
 seed and output directory, and validated as one `TrainConfig`. A run outside the profile
-(an SVHN experiment or a third seed under `smoke`) is *inactive*: its DVC stage only
+(an SVHN experiment, a third seed, or an experiment not in `only` under `smoke`) is *inactive*: its DVC stage only
 records that, so one `dvc.yaml` serves both profiles.
 """
 
@@ -28,6 +28,8 @@ class Profile(BaseModel):
     seeds: int = Field(gt=0)
     settings: dict[str, Any] = {}
     datasets: dict[DatasetName, dict[str, Any]]
+    only: list[str] | None = None
+    """If set, the profile runs just these experiment ids (the smoke profile's budget)."""
 
 
 class Params(BaseModel):
@@ -50,8 +52,8 @@ class Params(BaseModel):
     def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
         """The run's validated config, or None when the active profile does not run it."""
         exp = self.experiments[exp_id]
-        dataset = exp.get("dataset")
-        if dataset not in self.active.datasets or seed not in self.seeds():
+        dataset, only = exp.get("dataset"), self.active.only
+        if dataset not in self.active.datasets or seed not in self.seeds() or (only is not None and exp_id not in only):
             return None
         try:
             return build_config(self.active.settings, self.active.datasets[dataset], exp,
@@ -80,6 +82,10 @@ def load_params(path: Path = PARAMS) -> Params:
     if params.active.seeds > len(params.seed_pool):
         raise ConfigError(f"{path}: profile {params.profile!r} wants {params.active.seeds} seeds but seed_pool has "
                           f"{len(params.seed_pool)}; add seeds to seed_pool")
+    for name, profile in params.profiles.items():
+        unknown = set(profile.only or ()) - set(params.experiments)
+        if unknown:
+            raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for exp_id, exp in params.experiments.items():
         try:
             build_config(exp)
@@ -105,7 +111,7 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
     out = params.run_dir(exp_id, seed)
     if cfg is None:
         out.mkdir(parents=True, exist_ok=True)
-        status = {"active": False, "profile": params.profile, "reason": "not in this profile's datasets or seeds"}
+        status = {"active": False, "profile": params.profile, "reason": "not in this profile's datasets, seeds or `only`"}
         write_json(out / "metrics.json", status)
         return status
     try:

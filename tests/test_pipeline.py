@@ -26,9 +26,11 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.profile == "smoke" and params.seeds() == [0, 1]
     assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
     assert params.run_config("c10-rl", 2) is None  # third seed is paper-only
+    assert params.run_config("c100-maxl-lam2", 0) is None  # λ sweeps are paper-only (not in `only`)
+    assert params.run_config("c10-wa-rl", 1).width == 0.125
+    params.profile = "paper"
     cfg = params.run_config("c100-maxl-lam2", 1)
     assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (2.0, True, 1, "runs/c100-maxl-lam2/s1")
-    params.profile = "paper"
     paper = params.run_config("svhn-wa-rl", 2)
     assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
     assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80

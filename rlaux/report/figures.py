@@ -101,8 +101,8 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
     if present.empty:
         for ax in axes[0]:
             ax.axis("off")
-        axes[0][0].text(0.5, 0.5, "paper profile only:\nno runs of these experiments in this profile\n"
-                        "(e.g. SVHN is not available offline)", ha="center", va="center", fontsize=11)
+        axes[0][0].text(0.5, 0.5, f"paper profile only:\nthe {profile} profile runs none of\n{', '.join(fig.bars)}\n"
+                        "(SVHN is not available offline; the λ sweeps are paper-only)", ha="center", va="center", fontsize=10)
         return f
     if fig.kind == "prf":
         _prf(axes[0][0], runs, paper, fig)
