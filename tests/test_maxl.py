@@ -14,7 +14,7 @@ from torch.func import functional_call
 from rlaux import evaluation
 from rlaux.cli import main
 from rlaux.config import build_config
-from rlaux.losses import block_mask, focal_loss, weight_factor
+from rlaux.losses import batch_entropy, block_mask, focal_loss, weight_factor
 from rlaux.methods import make_method
 from rlaux.methods.base import AuxTargets, MethodContext
 from rlaux.methods import maxl as maxl_module
@@ -52,8 +52,9 @@ def lookahead_primary_loss(model, x, y, targets, alpha, cfg):
 
 @pytest.mark.parametrize(("method", "batch_mean", "order", "fd_step", "tol"), [
     ("maxl", False, 2, None, 1e-4), ("wa-maxl", False, 2, None, 1e-4), ("wa-maxl", True, 2, None, 1e-4),
-    ("maxl", False, 1, 1e-4, 1e-4), ("wa-maxl", False, 1, 1e-4, 1e-4),  # MAXL's finite differences, small step:
-    ("maxl", False, 1, None, 5e-2),  # at MAXL's own step a ReLU/max-pool kink costs ~1% here
+    # first order = finite differences: exact as the step shrinks; at MAXL's own step (0.01 in
+    # norm) a ReLU/max-pool kink of this tiny net costs ~1%
+    ("maxl", False, 1, 1e-4, 1e-4), ("wa-maxl", False, 1, 1e-4, 1e-4), ("maxl", False, 1, None, 5e-2),
 ])
 def test_hypergradient_matches_central_finite_differences(monkeypatch, method, batch_mean, order, fd_step, tol):
     if fd_step is not None:
@@ -95,6 +96,18 @@ def test_generated_targets_are_distributions_inside_the_primary_block():
     assert w is None
     assert target[~block_mask(y, C * PSI, PSI)].abs().max() < 1e-6
     assert torch.allclose(target.sum(1), torch.ones(5), atol=1e-6)
+
+
+def test_meta_gradient_stays_finite_when_a_batch_lacks_a_primary_class():
+    """p̄ is exactly 0 on an absent class's block; the entropy's gradient must not NaN there."""
+    torch.manual_seed(0)
+    cfg = build_config({"method": "maxl", "psi": PSI})
+    label_net = LabelNet(tiny_trunk(), 64, C * PSI, PSI, weighted=False)
+    x, y = torch.randn(4, 3, 8, 8), torch.zeros(4, dtype=torch.long)  # class 1 absent
+    target, _ = label_net(x, y)
+    surrogate, _ = meta_objective(TinyNet(), x, y, AuxTargets(target, torch.ones(4)), 0.1, cfg)
+    (surrogate - cfg.maxl.entropy_weight * batch_entropy(target)).backward()
+    assert all(torch.isfinite(p.grad).all() for p in label_net.parameters())
 
 
 def build_method(small_config, **overrides):
