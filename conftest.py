@@ -36,3 +36,24 @@ def small_config(data_root: Path, tmp_path: Path):
         return build_config(base, overrides)
 
     return make
+
+
+@pytest.fixture
+def kill_after_first_epoch():
+    """`kill(cfg)`: train until the epoch-1 checkpoint is on disk, then die as a killed process would."""
+    from rlaux import checkpoint
+    from rlaux.training import train
+
+    def kill(cfg: TrainConfig) -> None:
+        real_save = checkpoint.save
+
+        def save_then_die(*args, **kwargs):
+            real_save(*args, **kwargs)
+            raise KeyboardInterrupt
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(checkpoint, "save", save_then_die)
+            with pytest.raises(KeyboardInterrupt):
+                train(cfg)
+
+    return kill

@@ -1,24 +1,19 @@
-"""Atomic writes and resumable checkpoints.
+"""Resumable checkpoints, written atomically (rlaux.io).
 
-Every file is written to a temporary sibling and renamed into place, so a killed run
-never leaves a half-written output. The checkpoint carries the loop, the method and the
-global RNG states; batch order and augmentation are derived from (seed, epoch) and need
-no saving.
+The checkpoint carries the loop, the method and the global RNG states; batch order and
+augmentation are derived from (seed, epoch) and need no saving.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from rlaux.io import atomic_write, write_csv
 
 if TYPE_CHECKING:
     from rlaux.config import TrainConfig
@@ -30,40 +25,8 @@ CKPT = "checkpoint.pt"
 RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "device", "epochs"}
 
 
-def atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
-def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields)
-    w.writeheader()
-    w.writerows(rows)
-    write_text(path, buf.getvalue())
 
 
 class CheckpointMismatch(ValueError):

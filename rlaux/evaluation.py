@@ -66,7 +66,7 @@ def reevaluate(run_dir: Path, data_root: Path | None = None) -> dict:
     import json
 
     from rlaux.augment import BatchAugment
-    from rlaux.checkpoint import write_json
+    from rlaux.io import write_json
     from rlaux.config import build_config
     from rlaux.data import load_splits
     from rlaux.models import AuxNet

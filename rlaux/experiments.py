@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlaux.config import DatasetName, TrainConfig, build_config
 from rlaux.errors import ConfigError
+from rlaux.io import write_json
 
 PARAMS = Path("params.yaml")
 RUNS = Path("runs")
@@ -87,6 +88,9 @@ def load_params(path: Path = PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for exp_id, exp in params.experiments.items():
+        if "." in exp_id or "@" in exp_id:
+            raise ConfigError(f"{path}: experiment id {exp_id!r} may not contain '.' or '@' (DVC reads them as "
+                              f"key paths and stage names); write e.g. 'lam0p5' for λ = 0.5")
         try:
             build_config(exp)
         except ConfigError as err:
@@ -101,9 +105,6 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
     A checkpoint left by a killed run of the same config is resumed; one written under
     another config is discarded.
     """
-    from rlaux.checkpoint import CheckpointMismatch, write_json
-    from rlaux.training import train
-
     params = load_params(params_path)
     if exp_id not in params.experiments:
         raise ConfigError(f"unknown experiment {exp_id!r}; known: {', '.join(params.experiments)}")
@@ -114,6 +115,9 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
         status = {"active": False, "profile": params.profile, "reason": "not in this profile's datasets, seeds or `only`"}
         write_json(out / "metrics.json", status)
         return status
+    from rlaux.checkpoint import CheckpointMismatch  # torch: imported only for a run that trains
+    from rlaux.training import train
+
     try:
         return train(cfg, resume=True)
     except CheckpointMismatch:

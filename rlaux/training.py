@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rlaux import checkpoint, evaluation
+from rlaux.io import write_json
 from rlaux.augment import BatchAugment
 from rlaux.config import TrainConfig
 from rlaux.data import Splits, load_splits
@@ -118,7 +119,7 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
     if resume and checkpoint.exists(out):
         start, history = checkpoint.load(out, cfg, trainer, method)
     out.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_json(out / "config.json", cfg.snapshot())
+    write_json(out / "config.json", cfg.snapshot())
 
     prepare = trainer.augment.normalize
     epochs = tqdm(range(start, cfg.epochs), desc=f"{cfg.method}/{cfg.dataset}", disable=not cfg.progress, initial=start, total=cfg.epochs)
@@ -146,6 +147,6 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
         epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_acc']:.3f}", test=f"{row['test_acc']:.3f}")
 
     metrics = evaluation.summarize(history)
-    checkpoint.write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})
-    checkpoint.write_json(out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device))
+    write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})
+    write_json(out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device))
     return metrics

@@ -1,4 +1,9 @@
 #!/usr/bin/env bash
-# Set up .venv, then run the main job: a short real training run on the CIFAR-10 subset.
+# Set up .venv, then run the main job: the reproduction pipeline (dvc repro) with the active
+# profile of params.yaml (smoke by default): runs/, results/, figures/, paper_tables/.
 source "$(dirname "$0")/setup.sh"
-rlaux train --dataset cifar10 --method single --epochs 3 --train-size 2000 --width 0.25 --seed 0 --out runs/smoke "$@"
+export MPLBACKEND=Agg
+dvc repro "$@"
+echo
+echo "figures:       $(ls figures/*.png | tr '\n' ' ')"
+echo "tables:        paper_tables/reproduction.md, paper_tables/claims.csv"

@@ -21,7 +21,6 @@ from rlaux.methods import maxl as maxl_module
 from rlaux.methods.maxl import LabelNet, meta_objective
 from rlaux.models import mlp_head
 from rlaux.training import STREAM_META, Trainer, total_loss, train
-from test_training import kill_after_first_checkpoint
 
 C, PSI = 2, 2  # tiny problem: 2 primary classes, 4 auxiliary classes, 8x8 images
 
@@ -176,12 +175,12 @@ def test_cli_trains_two_epochs_and_writes_metrics_and_history(data_root, tmp_pat
 
 
 @pytest.mark.slow
-def test_resumed_run_gives_identical_metrics(small_config, tmp_path):
+def test_resumed_run_gives_identical_metrics(small_config, tmp_path, kill_after_first_epoch):
     settings = dict(method="maxl", epochs=2, train_size=600, test_size=300)
     straight = small_config(out=str(tmp_path / "straight"), **settings)
     train(straight)
     resumed = small_config(out=str(tmp_path / "resumed"), **settings)
-    kill_after_first_checkpoint(resumed)
+    kill_after_first_epoch(resumed)
     train(resumed, resume=True)
     strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
     assert strip(json.loads((resumed.out / "metrics.json").read_text())) == strip(json.loads((straight.out / "metrics.json").read_text()))

@@ -18,7 +18,6 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from scipy.stats import chi2, chi2_contingency
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from rlaux import checkpoint
 from rlaux.cli import build_parser, config_from_args, main
 from rlaux.config import build_config
 from rlaux.data import load_splits
@@ -348,21 +347,12 @@ def test_cli_wa_rl_runs_and_logs(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_rl_runs_and_resume_gives_identical_metrics(data_root, tmp_path):
+def test_cli_rl_runs_and_resume_gives_identical_metrics(data_root, tmp_path, kill_after_first_epoch):
     main(cli_args("rl", data_root, tmp_path / "a"))
     full = check_run(tmp_path / "a", RL_COLUMNS)
 
     cfg = config_from_args(build_parser().parse_args(cli_args("rl", data_root, tmp_path / "c")))
-    real_save = checkpoint.save
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "save", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg)
+    kill_after_first_epoch(cfg)
     assert not (cfg.out / "metrics.json").exists()
     train(cfg, resume=True)
     resumed = check_run(cfg.out, RL_COLUMNS)

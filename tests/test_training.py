@@ -8,25 +8,10 @@ import json
 import pytest
 import torch
 
-from rlaux import checkpoint
 from rlaux.cli import main
 from rlaux.training import train
 
 pytestmark = pytest.mark.slow
-
-
-def kill_after_first_checkpoint(cfg):
-    """Run `cfg` until its epoch-1 checkpoint is on disk, then die as a killed process would."""
-    real_save = checkpoint.save
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "save", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            train(cfg)
 
 
 def _metrics(path):
@@ -46,7 +31,7 @@ def test_single_learns_well_above_chance(small_config):
     assert saved["test_acc_last15"] == pytest.approx(sum(float(r["test_acc"]) for r in rows) / 3)
 
 
-def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path):
+def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path, kill_after_first_epoch):
     a = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "a"))
     b = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "b"))
     train(a)
@@ -54,7 +39,7 @@ def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path):
     assert (a.out / "metrics.json").read_text().replace(str(a.out), "") == (b.out / "metrics.json").read_text().replace(str(b.out), "")
 
     resumed = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "c"))
-    kill_after_first_checkpoint(resumed)
+    kill_after_first_epoch(resumed)
     assert not (resumed.out / "metrics.json").exists()
     first_epoch = next(csv.DictReader(open(resumed.out / "history.csv")))
     train(resumed, resume=True)
@@ -90,7 +75,7 @@ def test_human_rejects_dataset_without_human_labels(small_config):
 
 def test_random_labels_are_fixed_and_inside_the_block(small_config):
     from rlaux.methods import make_method
-    from rlaux.methods.base import Batch, MethodContext
+    from rlaux.methods.base import MethodContext
     from rlaux.training import Trainer
 
     cfg = small_config(method="random", train_size=500)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rlaux.checkpoint import write_json, write_text
+from rlaux.io import write_json, write_text
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from rlaux.checkpoint import write_text
+from rlaux.io import write_text
 
 SCALE = {"test_acc_last15": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
 
