@@ -25,9 +25,8 @@ import torch
 
 from rlaux.config import build_config
 from rlaux.data import load_splits
-from rlaux.methods import make_method
-from rlaux.methods.base import AuxMethod, MethodContext
-from rlaux.training import Trainer
+from rlaux.methods.base import AuxMethod
+from rlaux.training import Trainer, build_run, train_epoch
 
 CEILING = 7.0  # measured 5.0-5.6×, see the module docstring
 ROUNDS = 2
@@ -35,10 +34,7 @@ SETTINGS = dict(dataset="cifar10", train_size=1000, test_size=100, width=0.25, d
 
 
 def build(data, data_root, method: str, **overrides) -> tuple[Trainer, AuxMethod]:
-    cfg = build_config(SETTINGS, dict(data_root=str(data_root), method=method, **overrides))
-    trainer = Trainer.build(cfg, data)
-    ctx = MethodContext(cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
-    return trainer, make_method(method, ctx)
+    return build_run(build_config(SETTINGS, dict(data_root=str(data_root), method=method, **overrides)), data)
 
 
 class EpochRunner:
@@ -51,13 +47,7 @@ class EpochRunner:
 
     def __call__(self) -> None:
         cpu, wall = time.process_time(), time.perf_counter()
-        self.method.before_epoch(self.epoch)
-        for batch in self.trainer.batches(self.epoch):
-            targets = self.method.targets(batch)
-            self.trainer.train_step(self.trainer.model, self.trainer.optimizer, batch, targets)
-            self.method.after_step(batch, targets)
-        self.method.after_epoch(self.epoch)
-        self.trainer.scheduler.step()
+        train_epoch(self.trainer, self.method, self.epoch)
         self.epoch += 1
         self.cpu.append(time.process_time() - cpu)
         self.wall.append(time.perf_counter() - wall)

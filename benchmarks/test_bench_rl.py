@@ -33,10 +33,9 @@ import torch
 
 from rlaux.config import TrainConfig, build_config
 from rlaux.data import Splits, load_splits
-from rlaux.methods import make_method
-from rlaux.methods.base import AuxMethod, MethodContext
+from rlaux.methods.base import AuxMethod
 from rlaux.methods.rl.method import RLAux
-from rlaux.training import Trainer
+from rlaux.training import Trainer, build_run, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))
@@ -66,12 +65,9 @@ def config(method: str, **overrides) -> TrainConfig:
 
 
 def build(method: str, splits: Splits, **overrides) -> tuple[Trainer, AuxMethod]:
-    cfg = config(method, **overrides)
-    trainer = Trainer.build(cfg, splits)
-    ctx = MethodContext(cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return trainer, make_method(method, ctx)
+        return build_run(config(method, **overrides), splits)
 
 
 class Stopwatch:
@@ -98,15 +94,6 @@ def seconds(fn: Callable[[], object]) -> float:
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
-
-
-def main_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> None:
-    """The loop's epoch body (training.train), without evaluation and checkpointing."""
-    for batch in trainer.batches(epoch):
-        targets = method.targets(batch)
-        trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
-        method.after_step(batch, targets)
-    method.after_epoch(epoch)
 
 
 def test_batched_collector_vs_env_loop(benchmark, splits):
@@ -151,16 +138,17 @@ def test_rl_cycle_vs_single_epoch(benchmark, splits):
     watch.wrap(method.agent.policy, "get_distribution", "main: label forwards (argmax)")
     watch.wrap(trainer, "train_step", "main-network SGD (agent + main epochs)")
 
-    main_epoch(single_trainer, single, 0)  # warm-up (first-call allocations)
-    single_s = min(seconds(lambda e=e: main_epoch(single_trainer, single, e)) for e in (1, 2))
+    watch.wrap(method, "before_epoch", "agent epoch")
+    train_epoch(single_trainer, single, 0)  # warm-up (first-call allocations)
+    single_s = min(seconds(lambda e=e: train_epoch(single_trainer, single, e)) for e in (1, 2))
     split: dict[str, float] = {}
 
-    def cycle_once() -> None:
-        split["agent"] = seconds(lambda: method.before_epoch(0))
-        split["main"] = seconds(lambda: main_epoch(trainer, method, 0))
+    def cycle_once() -> None:  # the loop's epoch: before_epoch = agent epoch, then the main epoch
+        split["cycle"] = seconds(lambda: train_epoch(trainer, method, 0))
 
     benchmark.pedantic(cycle_once, rounds=1, iterations=1)  # one cycle: too slow to repeat
-    agent_s, main_s = split["agent"], split["main"]
+    agent_s = watch.seconds.pop("agent epoch")
+    main_s = split["cycle"] - agent_s
     cycle = (agent_s + main_s) / single_s
     units = {label: s / single_s for label, s in sorted(watch.seconds.items())}
     units["other"] = cycle - sum(units.values())

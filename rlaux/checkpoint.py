@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 CKPT = "checkpoint.pt"
 # Keys that may differ between a killed run and its resumption (more epochs = extending a run).
-RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "device", "epochs"}
+# Not `device`: CPU and CUDA generators draw different batch orders.
+RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "epochs"}
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -48,7 +49,7 @@ def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, met
         "method": method.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": torch.cuda.get_rng_state_all() if trainer.device.type == "cuda" else [],
             "numpy": np.random.get_state(),
             "python": random.getstate(),
         },
@@ -72,7 +73,7 @@ def load(out: Path, cfg: TrainConfig, trainer: Trainer, method: AuxMethod) -> tu
     rng = state["rng"]
     torch.set_rng_state(rng["torch"].cpu())
     if rng["cuda"]:
-        torch.cuda.set_rng_state_all(rng["cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])  # RNG states live on the CPU
     np.random.set_state(rng["numpy"])
     random.setstate(rng["python"])
     return state["epochs_done"], state["history"]

@@ -64,7 +64,7 @@ def _train(args: argparse.Namespace) -> None:
 def _evaluate(args: argparse.Namespace) -> None:
     from rlaux.evaluation import reevaluate
 
-    print(json.dumps(reevaluate(Path(args.run_dir), args.data_root), indent=2))
+    print(json.dumps(reevaluate(Path(args.run_dir), args.data_root, args.device), indent=2))
 
 
 def _experiment(args: argparse.Namespace) -> None:
@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="re-evaluate a run's best-validation checkpoint and rewrite its metrics.json")
     ev.add_argument("run_dir")
     ev.add_argument("--data-root", type=Path, default=None, help="override the data root stored in the run's config")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the run's device")
     ev.set_defaults(func=_evaluate)
 
     params_flag = dict(type=Path, default=PARAMS, help="the experiment matrix (default: params.yaml)")

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaux.errors import ConfigError
 
 DatasetName = Literal["cifar100-20", "cifar10", "svhn"]
+NUM_CLASSES: dict[str, int] = {"cifar100-20": 20, "cifar10": 10, "svhn": 10}  # primary classes C
 DeviceName = Literal["auto", "cpu", "cuda"]
 DATA_ENV_VAR = "RLAUX_DATA"
 
@@ -117,6 +118,9 @@ class TrainConfig(_Strict):
     seed: int = Field(0, ge=0)
     data_root: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_ENV_VAR, "data")))
     download: bool = True
+    offline_subsets: bool = True
+    """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
+    off, so a paper run can never train on a subset by accident)."""
     device: DeviceName = "auto"
     eval_batch_size: int = Field(1000, gt=0)
     progress: bool = True
@@ -133,6 +137,20 @@ class TrainConfig(_Strict):
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
         return name
+
+    @model_validator(mode="after")
+    def _compatible(self) -> TrainConfig:
+        if self.method == "human" and self.dataset != "cifar100-20":
+            raise ValueError(f"method 'human' needs human auxiliary labels; dataset {self.dataset!r} has none "
+                             f"(use dataset cifar100-20)")
+        if self.method == "human" and self.psi != 5:
+            raise ValueError(f"method 'human' uses the 5 fine classes per superclass; set psi to 5, not {self.psi}")
+        k = self.psi * NUM_CLASSES[self.dataset]
+        if self.errata.broadcast_targets and (self.method not in ("rl", "wa-rl") or self.batch_size != k):
+            raise ValueError(f"errata.broadcast_targets needs method rl or wa-rl and K = batch_size (the authors' "
+                             f"CIFAR-100-20 runs had K = B = 100); got method {self.method!r}, K = {k}, "
+                             f"batch_size = {self.batch_size}")
+        return self
 
     def snapshot(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (written into every run)."""

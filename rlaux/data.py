@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torchvision import datasets as tvd
 
-from rlaux.config import DATA_ENV_VAR, TrainConfig
+from rlaux.config import DATA_ENV_VAR, NUM_CLASSES, TrainConfig
 from rlaux.errors import DatasetNotFoundError
 
 
@@ -26,7 +26,7 @@ from rlaux.errors import DatasetNotFoundError
 class Split:
     x: Tensor  # uint8 (N, 3, 32, 32)
     y: Tensor  # int64 primary labels
-    aux: Tensor | None  # int64 human auxiliary labels in block order (psi*y + rank), if any
+    aux: Tensor | None  # int64 human auxiliary labels in block order (5*y + rank), if any
 
     def __len__(self) -> int:
         return len(self.y)
@@ -45,7 +45,7 @@ class DatasetInfo:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     flip: bool
-    load: Callable[[Path, bool], tuple[Split, Split]]
+    load: Callable[[Path, bool, bool], tuple[Split, Split]]  # (root, download, offline_subsets)
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,8 @@ def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
     return np.vectorize(rank.__getitem__)(fine)
 
 
-def _load_cifar10(root: Path, download: bool) -> tuple[Split, Split]:
-    npz = _find_npz(root, "cifar10")
+def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+    npz = _find_npz(root, "cifar10") if subsets else None
     if npz is not None and not (root / "cifar-10-batches-py" / "data_batch_1").exists():
         d = np.load(npz)
         return _split(d["x_train"], d["y_train"]), _split(d["x_test"], d["y_test"])
@@ -107,8 +107,9 @@ def _load_cifar10(root: Path, download: bool) -> tuple[Split, Split]:
     return _split(tr.data, tr.targets), _split(te.data, te.targets)
 
 
-def _load_cifar100_20(root: Path, download: bool, psi: int = 5) -> tuple[Split, Split]:
-    npz = _find_npz(root, "cifar100")
+def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+    """Primary = the 20 superclasses; human auxiliary task = the 100 fine classes, 5 per superclass."""
+    npz = _find_npz(root, "cifar100") if subsets else None
     if npz is not None and not (root / "cifar-100-python" / "train").exists():
         d = np.load(npz)
         parts = [(d[f"x_{s}"], d[f"y_{s}"], d[f"y_{s}_coarse"]) for s in ("train", "test")]
@@ -121,21 +122,21 @@ def _load_cifar100_20(root: Path, download: bool, psi: int = 5) -> tuple[Split, 
             parts.append((ds.data, np.asarray(raw["fine_labels"]), np.asarray(raw["coarse_labels"])))
     fine_all = np.concatenate([p[1] for p in parts])
     coarse_all = np.concatenate([p[2] for p in parts])
-    remap = dict(zip(fine_all.tolist(), block_order(fine_all, coarse_all, psi).tolist()))
+    remap = dict(zip(fine_all.tolist(), block_order(fine_all, coarse_all, psi=5).tolist()))
     return tuple(_split(x, coarse, np.vectorize(remap.__getitem__)(fine)) for x, fine, coarse in parts)  # type: ignore[return-value]
 
 
-def _load_svhn(root: Path, download: bool) -> tuple[Split, Split]:
+def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
     tr, te = (_torchvision(tvd.SVHN, root, download, "svhn", split=s) for s in ("train", "test"))
     return tuple(_split(d.data, d.labels, channels_last=False) for d in (tr, te))  # type: ignore[return-value]
 
 
 CIFAR_NORM = dict(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar100-20": DatasetInfo(num_classes=20, flip=True, load=_load_cifar100_20, **CIFAR_NORM),
-    "cifar10": DatasetInfo(num_classes=10, flip=True, load=_load_cifar10, **CIFAR_NORM),
+    "cifar100-20": DatasetInfo(num_classes=NUM_CLASSES["cifar100-20"], flip=True, load=_load_cifar100_20, **CIFAR_NORM),
+    "cifar10": DatasetInfo(num_classes=NUM_CLASSES["cifar10"], flip=True, load=_load_cifar10, **CIFAR_NORM),
     "svhn": DatasetInfo(
-        num_classes=10, flip=False, load=_load_svhn,
+        num_classes=NUM_CLASSES["svhn"], flip=False, load=_load_svhn,
         mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
     ),
 }
@@ -161,7 +162,7 @@ def stratified_indices(labels: Tensor, size: int, generator: torch.Generator) ->
 def load_splits(cfg: TrainConfig) -> Splits:
     """Train / validation / test splits, seeded by `cfg.seed`, on the CPU."""
     info = DATASETS[cfg.dataset]
-    train, test = info.load(Path(cfg.data_root), cfg.download)
+    train, test = info.load(Path(cfg.data_root), cfg.download, cfg.offline_subsets)
     g = torch.Generator().manual_seed(cfg.seed)
     if cfg.train_size is not None:
         train = train.take(stratified_indices(train.y, cfg.train_size, g))

@@ -60,7 +60,7 @@ def timing(history: list[dict], train_images: int, device: torch.device) -> dict
     return {"seconds_per_epoch": per_epoch, "images_per_second": train_images / per_epoch, "device": str(device)}
 
 
-def reevaluate(run_dir: Path, data_root: Path | None = None) -> dict:
+def reevaluate(run_dir: Path, data_root: Path | None = None, device: str | None = None) -> dict:
     """Recompute a finished run's test scores from its best-validation checkpoint."""
     import csv
     import json
@@ -69,19 +69,17 @@ def reevaluate(run_dir: Path, data_root: Path | None = None) -> dict:
     from rlaux.io import write_json
     from rlaux.config import build_config
     from rlaux.data import load_splits
-    from rlaux.models import AuxNet
-    from rlaux.training import resolve_device
+    from rlaux.training import new_model, resolve_device
 
     snapshot = json.loads((run_dir / "config.json").read_text())
-    cfg = build_config(snapshot, {"data_root": str(data_root)} if data_root else {})
+    cfg = build_config(snapshot, {"data_root": str(data_root)} if data_root else {}, {"device": device} if device else {})
     with open(run_dir / "history.csv") as f:
         history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()} for r in csv.DictReader(f)]
     data = load_splits(cfg)
-    device = resolve_device(cfg.device)
-    c = data.info.num_classes
-    model = AuxNet(c, cfg.psi * c, cfg.width).to(device)
-    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=device))
-    test = evaluate_split(model, data.test.to(device), BatchAugment(data.info).normalize, cfg.eval_batch_size)
+    on = resolve_device(cfg.device)
+    model = new_model(cfg, data.info.num_classes).to(on)
+    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=on))
+    test = evaluate_split(model, data.test.to(on), BatchAugment(data.info).normalize, cfg.eval_batch_size)
     metrics = summarize(history) | {"test_acc_best_val": test["acc"], "precision": test["precision"],
                                     "recall": test["recall"], "f1": test["f1"]}
     metrics["best_val_epoch"] = int(metrics["best_val_epoch"])

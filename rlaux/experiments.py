@@ -91,6 +91,8 @@ def load_params(path: Path = PARAMS) -> Params:
         if "." in exp_id or "@" in exp_id:
             raise ConfigError(f"{path}: experiment id {exp_id!r} may not contain '.' or '@' (DVC reads them as "
                               f"key paths and stage names); write e.g. 'lam0p5' for λ = 0.5")
+        if "dataset" not in exp:
+            raise ConfigError(f"{path}: experiment {exp_id!r} needs a `dataset` key (profiles choose runs by dataset)")
         try:
             build_config(exp)
         except ConfigError as err:

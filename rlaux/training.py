@@ -12,6 +12,7 @@ would have drawn.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from rlaux.config import TrainConfig
 from rlaux.data import Splits, load_splits
 from rlaux.losses import combine_aux, focal_loss
 from rlaux.methods import make_method
-from rlaux.methods.base import AuxTargets, Batch, MethodContext
+from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
 from rlaux.models import AuxNet
 
 # Independent random streams, so e.g. a meta pass never shifts the main pass's shuffle.
@@ -37,9 +38,23 @@ STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
 
 
 def resolve_device(name: str) -> torch.device:
+    """auto: CUDA when present; with several GPUs, the one with the most free memory, so that
+    parallel workers of DVC's experiment queue spread over the GPUs."""
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else name if name != "auto" else "cpu")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    index = max(range(torch.cuda.device_count()), key=lambda i: torch.cuda.mem_get_info(i)[0]) if name == "auto" else 0
+    return torch.device("cuda", index)
+
+
+def make_deterministic(device: torch.device) -> None:
+    """Same seed, same metrics on a GPU too (CPU kernels are deterministic already)."""
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.cuda.set_device(device)
 
 
 def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, cfg: TrainConfig) -> Tensor:
@@ -50,6 +65,10 @@ def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, c
         aux = focal_loss(aux_logits, targets.target, cfg.focal_gamma)
         loss = loss + combine_aux(aux, targets.weight, cfg.errata.batch_mean_weights)
     return loss
+
+
+def new_model(cfg: TrainConfig, num_classes: int) -> AuxNet:
+    return AuxNet(num_classes, cfg.psi * num_classes, cfg.width)
 
 
 def new_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
@@ -71,10 +90,10 @@ class Trainer:
     @classmethod
     def build(cls, cfg: TrainConfig, data: Splits | None = None) -> Trainer:
         device = resolve_device(cfg.device)
+        make_deterministic(device)
         torch.manual_seed(cfg.seed)
         data = (data or load_splits(cfg)).to(device)
-        c = data.info.num_classes
-        model = AuxNet(c, cfg.psi * c, cfg.width).to(device)
+        model = new_model(cfg, data.info.num_classes).to(device)
         opt, sched = new_optimizer(model, cfg)
         return cls(cfg, data, device, model, opt, sched, BatchAugment(data.info))
 
@@ -109,11 +128,34 @@ class Trainer:
         return loss.detach()
 
 
+def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, float]:
+    """One epoch of THE loop: the method's hooks around a pass of train steps, then the scheduler."""
+    cfg = trainer.cfg
+    row = method.before_epoch(epoch)
+    loss_sum = torch.zeros((), device=trainer.device)
+    for batch in tqdm(trainer.batches(epoch), total=trainer.num_batches(), leave=False, disable=not cfg.progress):
+        targets = method.targets(batch)
+        loss_sum += trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
+        method.after_step(batch, targets)
+    row |= method.after_epoch(epoch)
+    trainer.scheduler.step()
+    row["train_loss"] = loss_sum.item() / trainer.num_batches()
+    if not math.isfinite(row["train_loss"]):
+        raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (train loss {row['train_loss']}); "
+                                 f"lower lr (now {cfg.lr})")
+    return row
+
+
+def build_run(cfg: TrainConfig, data: Splits | None = None) -> tuple[Trainer, AuxMethod]:
+    """The loop's state and the configured method, before anything is written."""
+    trainer = Trainer.build(cfg, data)
+    return trainer, make_method(cfg.method, MethodContext.of(trainer))
+
+
 def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) -> dict:
     """Train one run into `cfg.out`; returns its metrics (also written to metrics.json)."""
     out = Path(cfg.out)
-    trainer = Trainer.build(cfg, data)
-    method = make_method(cfg.method, MethodContext(cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device))
+    trainer, method = build_run(cfg, data)
     history: list[dict] = []
     start = 0
     if resume and checkpoint.exists(out):
@@ -122,22 +164,12 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
     write_json(out / "config.json", cfg.snapshot())
 
     prepare = trainer.augment.normalize
-    epochs = tqdm(range(start, cfg.epochs), desc=f"{cfg.method}/{cfg.dataset}", disable=not cfg.progress, initial=start, total=cfg.epochs)
+    epochs = tqdm(range(start, cfg.epochs), desc=f"{cfg.method}/{cfg.dataset}", disable=not cfg.progress,
+                  initial=start, total=cfg.epochs)
     for epoch in epochs:
         t0 = time.perf_counter()
         row: dict = {"epoch": epoch + 1, "lr": trainer.optimizer.param_groups[0]["lr"]}
-        row |= method.before_epoch(epoch)
-        loss_sum = torch.zeros((), device=trainer.device)
-        for batch in tqdm(trainer.batches(epoch), total=trainer.num_batches(), leave=False, disable=not cfg.progress):
-            targets = method.targets(batch)
-            loss_sum += trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
-            method.after_step(batch, targets)
-        row |= method.after_epoch(epoch)
-        trainer.scheduler.step()
-        row["train_loss"] = loss_sum.item() / trainer.num_batches()
-        if not math.isfinite(row["train_loss"]):
-            raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (train loss {row['train_loss']}); "
-                                     f"lower lr (now {cfg.lr}) or lam (now {cfg.lam})")
+        row |= train_epoch(trainer, method, epoch)
         row["seconds"] = time.perf_counter() - t0
         row |= evaluation.evaluate_epoch(trainer.model, trainer.data, prepare, cfg.eval_batch_size)
         history.append(row)

@@ -20,6 +20,8 @@ from rlaux.methods import METHODS
         ({"dataset": "mnist"}, ["dataset", "mnist", "cifar100-20", "cifar10", "svhn"]),
         ({"maxl": {"order": 3}}, ["maxl.order", "3"]),
         ({"errata": {"frozen_head": True}}, ["errata.frozen_head", "frozen_heads"]),
+        ({"method": "human", "dataset": "cifar10"}, ["human", "cifar10", "cifar100-20"]),
+        ({"method": "rl", "dataset": "cifar10", "errata": {"broadcast_targets": True}}, ["broadcast_targets", "K = 50"]),
     ],
 )
 def test_bad_values_are_named(layer, names):

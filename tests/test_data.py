@@ -78,6 +78,12 @@ def test_missing_dataset_offline_names_dataset_root_and_fix(tmp_path):
     assert "'svhn'" in msg and str(tmp_path) in msg and "--data-root" in msg and "RLAUX_DATA" in msg
 
 
+def test_offline_subsets_can_be_refused(data_root):
+    """The paper profile sets offline_subsets: false, so it never trains on a subset by accident."""
+    with pytest.raises(DatasetNotFoundError, match="'cifar10'"):
+        load_splits(_cfg(data_root, offline_subsets=False))
+
+
 def test_failed_download_becomes_the_same_clear_error(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("no network")

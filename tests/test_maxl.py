@@ -112,7 +112,7 @@ def test_meta_gradient_stays_finite_when_a_batch_lacks_a_primary_class():
 def build_method(small_config, **overrides):
     cfg = small_config(train_size=400, **overrides)
     trainer = Trainer.build(cfg)
-    ctx = MethodContext(cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
+    ctx = MethodContext.of(trainer)
     return trainer, make_method(cfg.method, ctx)
 
 

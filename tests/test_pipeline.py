@@ -50,6 +50,11 @@ def test_bad_experiment_is_rejected_with_its_id(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="(?s)c10-oops.*lamda"):
         load_params(tmp_path / "params.yaml")
+    del params["experiments"]["c10-oops"]
+    params["experiments"]["no-dataset"] = {"method": "single"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="'no-dataset' needs a `dataset` key"):
+        load_params(tmp_path / "params.yaml")
     params["profile"] = "fast"
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="profile 'fast' unknown"):
@@ -84,6 +89,16 @@ def test_claims_paired_test_in_plain_words():
     assert table.loc["RL-AUX matches MAXL (RL >= MAXL - 0.5 pp), CIFAR-100-20", "verdict"] == "holds (p < 0.05)"
     assert table.loc["RL-AUX beats the human auxiliary task", "verdict"].startswith("does not hold")
     assert table.loc["WA-RL beats RL-AUX, CIFAR-100-20", "verdict"] == "not run in this profile"
+
+
+def test_best_constant_lambda_control_is_chosen_on_validation_not_test():
+    rows = []
+    for seed in range(3):
+        rows += [{"experiment": "c100-wa-rl", "seed": seed, "test_acc_last15": 60.0 + seed, "val_acc_best": 60.0},
+                 {"experiment": "c100-human-lam8", "seed": seed, "test_acc_last15": 50.0, "val_acc_best": 70.0},
+                 {"experiment": "c100-random-lam8", "seed": seed, "test_acc_last15": 65.0, "val_acc_best": 40.0}]
+    table = claims(pd.DataFrame(rows)).set_index("worse")
+    assert "c100-human-lam8" in table.index and "c100-random-lam8" not in table.index
 
 
 def test_figures_are_written_for_every_paper_figure(tmp_path):

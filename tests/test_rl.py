@@ -52,7 +52,7 @@ def make_trainer(small_config, splits):
 
 
 def rl_method(trainer: Trainer) -> RLAux:
-    ctx = MethodContext(trainer.cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
+    ctx = MethodContext.of(trainer)
     return make_method(trainer.cfg.method, ctx)  # type: ignore[return-value]
 
 

@@ -80,8 +80,7 @@ def test_random_labels_are_fixed_and_inside_the_block(small_config):
 
     cfg = small_config(method="random", train_size=500)
     trainer = Trainer.build(cfg)
-    ctx = lambda: MethodContext(cfg, trainer, trainer.data.train, 10, 50, trainer.device)  # noqa: E731
-    method, again = make_method("random", ctx()), make_method("random", ctx())
+    method, again = make_method("random", MethodContext.of(trainer)), make_method("random", MethodContext.of(trainer))
     batch = next(trainer.batches(0))
     labels = method.targets(batch).target
     assert torch.equal(labels // 5, batch.y)

@@ -45,6 +45,10 @@ class MethodContext:
     def __post_init__(self) -> None:
         self.generator = torch.Generator(device=self.device).manual_seed(self.cfg.seed + 7919)
 
+    @classmethod
+    def of(cls, trainer: Trainer) -> MethodContext:
+        return cls(trainer.cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
+
 
 class AuxMethod:
     """Base class: no auxiliary loss, no learning. Subclasses override what they need."""

@@ -15,14 +15,9 @@ class SingleTask(AuxMethod):
 
 
 class HumanLabels(AuxMethod):
-    """The dataset's human auxiliary labels (CIFAR-100 fine classes), weight λ."""
+    """The dataset's human auxiliary labels (CIFAR-100 fine classes), weight λ.
 
-    def __init__(self, ctx: MethodContext) -> None:
-        super().__init__(ctx)
-        if ctx.train.aux is None:
-            raise ValueError(f"method 'human' needs human auxiliary labels; dataset {self.cfg.dataset!r} has none (use cifar100-20)")
-        if int(ctx.train.aux.max()) >= ctx.num_aux:
-            raise ValueError(f"human labels need psi=5 on {self.cfg.dataset!r}, got psi={self.cfg.psi}")
+    The config only admits it on cifar100-20 with psi = 5 (checked before any data loads)."""
 
     def targets(self, batch: Batch) -> AuxTargets:
         return AuxTargets(self.ctx.train.aux[batch.index], self.lam_weights(batch))

@@ -11,7 +11,7 @@ from rlaux.io import write_json, write_text
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 
-METRICS = ["test_acc_last15", "test_acc_best_val", "test_acc_final", "precision", "recall", "f1"]
+METRICS = ["test_acc_last15", "test_acc_best_val", "test_acc_final", "val_acc_best", "precision", "recall", "f1"]
 
 
 def data_manifest(params: Params, out: Path) -> dict:
