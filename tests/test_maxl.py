@@ -15,12 +15,11 @@ from rlaux import evaluation
 from rlaux.cli import main
 from rlaux.config import build_config
 from rlaux.losses import batch_entropy, block_mask, focal_loss, weight_factor
-from rlaux.methods import make_method
-from rlaux.methods.base import AuxTargets, MethodContext
+from rlaux.methods.base import AuxTargets
 from rlaux.methods import maxl as maxl_module
 from rlaux.methods.maxl import LabelNet, meta_objective
 from rlaux.models import mlp_head
-from rlaux.training import STREAM_META, Trainer, total_loss, train
+from rlaux.training import STREAM_META, build_run, total_loss, train
 
 C, PSI = 2, 2  # tiny problem: 2 primary classes, 4 auxiliary classes, 8x8 images
 
@@ -110,10 +109,7 @@ def test_meta_gradient_stays_finite_when_a_batch_lacks_a_primary_class():
 
 
 def build_method(small_config, **overrides):
-    cfg = small_config(train_size=400, **overrides)
-    trainer = Trainer.build(cfg)
-    ctx = MethodContext.of(trainer)
-    return trainer, make_method(cfg.method, ctx)
+    return build_run(small_config(train_size=400, **overrides))
 
 
 @pytest.mark.parametrize(("method", "order"), [("maxl", 2), ("maxl", 1), ("wa-maxl", 2)])
