@@ -49,6 +49,3 @@ def check(value: float, threshold: float, what: str) -> None:
 def test_accuracy_at_least_threshold(exp_id, tmp_path_factory):
     value = measured(exp_id, tmp_path_factory)
     check(value, THRESHOLDS["test_acc_last15"][exp_id], exp_id)
-    # the gate is live: a threshold raised above what the code reaches fails
-    with pytest.raises(AssertionError, match="fell below"):
-        check(value, value + 0.01, exp_id)

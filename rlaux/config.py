@@ -38,13 +38,20 @@ class Errata(_Strict):
     broadcast_targets: bool = False
     """§6.4: CIFAR-100-20 target broadcast bug (a sample's target built from batch positions)."""
     softmax_reward: bool = False
-    """§6.5: reward uses cross-entropy on softmax outputs (double softmax)."""
+    """§6.5 / §6.12: the reward's loss is cross-entropy on softmax outputs (double softmax), not the focal
+    primary loss used in training."""
     weight_scale_8w3: bool = False
     """§6.6: WA-RL factor 2^(8w-3) instead of the paper's 2^(10w-5)."""
     batch_mean_weights: bool = False
     """§6.7 / §4: WA-MAXL loss broadcast, auxiliary loss = mean(loss) * mean(factor)."""
     reset_replays_first_batch: bool = False
     """§6.8: the per-batch reset ablation re-seeds the loader, so the agent only sees batch 0."""
+    unmasked_soft_targets: bool = False
+    """§6.10: the label action is never masked to the sample's block and the target is the masked
+    softmax of its one-hot (0.405 on an in-block pick, uniform over the block for an out-of-block one)."""
+    target_entropy_reward: bool = False
+    """§6.11: the reward's entropy term is H(p_bar) of the labelled training batch's targets, not of the
+    policy's mean distribution over the evaluation batch."""
 
 
 class MaxlConfig(_Strict):
@@ -61,8 +68,9 @@ class MaxlConfig(_Strict):
     """Weight of the batch entropy H(p_bar) that the label network maximises (second order only)."""
     lookahead_lambda_one: bool = False
     """As in the authors' λ ablation: the look-ahead uses λ = 1 whatever `lam` is."""
-    xavier_normal_init: bool = False
-    """As in MAXL's code: the label network uses xavier_normal (main net: xavier_uniform)."""
+    label_init: Literal["xavier_normal", "xavier_uniform"] = "xavier_normal"
+    """Label network init: xavier_normal as in MAXL's code, which the authors ran (SPEC §4);
+    xavier_uniform is the main network's."""
 
 
 class RLConfig(_Strict):
@@ -70,15 +78,17 @@ class RLConfig(_Strict):
 
     reset: Literal["epoch", "batch"] = "epoch"
     """Episode = one epoch (paper), or one batch from the canonical network (reset ablation, paper A.2)."""
-    target: Literal["masked-soft", "in-block"] = "masked-soft"
-    """masked-soft: action = class in 0..K-1, target = masked softmax of its one-hot (authors' code);
+    target: Literal["masked", "in-block"] = "masked"
+    """masked (paper, SPEC §5, §6.10): action = auxiliary class in 0..K-1, the policy masked to the
+    sample's primary block (sb3-contrib MaskablePPO), hard target = the chosen class;
     in-block: action = subclass rank in 0..psi-1, hard target psi*y + action."""
     collector: Literal["batched", "env"] = "batched"
     """batched: one policy forward per batch; env: the literal one-image-per-step PPO.learn loop."""
     reward_batch: int = Field(256, gt=0)
     """B_R: training images drawn for each reward."""
     entropy_weight: float = Field(0.2, ge=0)
-    """Weight of H(p_bar) of the batch's auxiliary targets in the reward."""
+    """Weight of the entropy bonus H(p_bar) in the reward (p_bar: the policy's mean label distribution
+    over the reward batch)."""
     weight_bins: int = Field(21, ge=2)
     """WA-RL: bin b means w = b / (bins - 1), factor 2^(10w - 5)."""
     ppo_lr: float = Field(3e-4, gt=0)
@@ -150,6 +160,12 @@ class TrainConfig(_Strict):
             raise ValueError(f"errata.broadcast_targets needs method rl or wa-rl and K = batch_size (the authors' "
                              f"CIFAR-100-20 runs had K = B = 100); got method {self.method!r}, K = {k}, "
                              f"batch_size = {self.batch_size}")
+        if self.errata.broadcast_targets and not self.errata.unmasked_soft_targets:
+            raise ValueError("errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
+                             "turn on errata.unmasked_soft_targets as well")
+        if self.errata.unmasked_soft_targets and self.rl.target == "in-block":
+            raise ValueError("errata.unmasked_soft_targets needs rl.target 'masked' (actions over all K classes); "
+                             "rl.target 'in-block' has no out-of-block action to leave unmasked")
         return self
 
     def snapshot(self) -> dict[str, Any]:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from sklearn.metrics import precision_recall_fscore_support
+from sklearn.metrics import normalized_mutual_info_score, precision_recall_fscore_support
 from torch import Tensor, nn
 
 from rlaux.data import Split, Splits
+from rlaux.methods.base import AuxTargets
 from rlaux.models import predict
 
 PAPER_LAST_EPOCHS = 15
@@ -32,6 +33,45 @@ def evaluate_epoch(model: nn.Module, data: Splits, prepare: Callable[[Tensor], T
     val = evaluate_split(model, data.val, prepare, batch_size)
     test = evaluate_split(model, data.test, prepare, batch_size)
     return {"val_acc": val["acc"]} | {f"test_{k}": v for k, v in test.items()}
+
+
+class LabelStats:
+    """What the auxiliary labels a method generated in one epoch look like (SPEC §6.10).
+
+    A label is the class the method picked (`AuxTargets.labels`). `labels/in_block`: share of
+    labels inside the sample's own primary block; `labels/entropy`: entropy (nats) of the
+    labels given to one primary class's samples, averaged over classes (log psi when a block's
+    subclasses are used evenly, 0 when it collapses onto one); `labels/nmi`: normalised mutual
+    information with the human fine labels, where the dataset has them (CIFAR-100-20).
+    """
+
+    def __init__(self, num_classes: int, num_aux: int, device: torch.device) -> None:
+        self.psi = num_aux // num_classes
+        self.counts = torch.zeros(num_classes, num_aux, device=device)  # primary class x generated label
+        self.labels: list[Tensor] = []
+        self.human: list[Tensor] = []
+
+    def add(self, y: Tensor, targets: AuxTargets, human: Tensor | None) -> None:
+        labels = targets.labels()
+        if labels is None:
+            return
+        self.counts.index_put_((y, labels), torch.ones_like(labels, dtype=self.counts.dtype), accumulate=True)
+        if human is not None:
+            self.labels.append(labels)
+            self.human.append(human)
+
+    def read(self) -> dict[str, float]:
+        total = self.counts.sum()
+        if total == 0:
+            return {}
+        per_class = self.counts[self.counts.sum(1) > 0]
+        p = per_class / per_class.sum(1, keepdim=True)
+        in_block = self.counts.view(len(self.counts), -1, self.psi).diagonal(dim1=0, dim2=1).sum() / total
+        row = {"labels/in_block": in_block.item(), "labels/entropy": -torch.special.xlogy(p, p).sum(1).mean().item()}
+        if self.labels:
+            human, labels = torch.cat(self.human).cpu().numpy(), torch.cat(self.labels).cpu().numpy()
+            row["labels/nmi"] = float(normalized_mutual_info_score(human, labels))
+        return row
 
 
 def summarize(history: list[dict]) -> dict[str, float | int]:

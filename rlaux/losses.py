@@ -31,6 +31,17 @@ def masked_softmax(logits: Tensor, primary: Tensor, psi: int) -> Tensor:
     return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=1)
 
 
+def authors_mask_softmax(x: Tensor, mask: Tensor) -> Tensor:
+    """The authors' `mask_softmax` (SPEC §6.4 note), kept for the as-run errata only.
+
+    exp(x - max over the whole row) * mask / (sum of that * mask + 1e-8): when the row's
+    maximum lies outside the mask (integer actions in the broadcast erratum), the masked
+    entries underflow and the target loses most of its mass, as it did in their runs.
+    """
+    e = torch.exp(x - x.max(dim=1, keepdim=True).values) * mask
+    return e / (e.sum(dim=1, keepdim=True) + 1e-8)
+
+
 def batch_entropy(probs: Tensor) -> Tensor:
     """H(p_bar) of the batch-mean distribution; maximised to prevent collapse onto one subclass.
 

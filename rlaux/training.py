@@ -133,11 +133,14 @@ def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, fl
     cfg = trainer.cfg
     row = method.before_epoch(epoch)
     loss_sum = torch.zeros((), device=trainer.device)
+    human = trainer.data.train.aux
+    labels = evaluation.LabelStats(trainer.data.info.num_classes, trainer.num_aux, trainer.device)
     for batch in tqdm(trainer.batches(epoch), total=trainer.num_batches(), leave=False, disable=not cfg.progress):
         targets = method.targets(batch)
         loss_sum += trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
         method.after_step(batch, targets)
-    row |= method.after_epoch(epoch)
+        labels.add(batch.y, targets, None if human is None else human[batch.index])
+    row |= method.after_epoch(epoch) | labels.read()
     trainer.scheduler.step()
     row["train_loss"] = loss_sum.item() / trainer.num_batches()
     if not math.isfinite(row["train_loss"]):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from rlaux.losses import batch_entropy, block_mask, combine_aux, focal_loss, masked_softmax, weight_factor
+from rlaux.losses import authors_mask_softmax, batch_entropy, block_mask, combine_aux, focal_loss, masked_softmax, weight_factor
 from rlaux.models import AuxNet
 
 
@@ -64,9 +64,54 @@ def test_model_heads_shapes(width, dim):
     assert model.primary[0].in_features == dim
 
 
-def test_init_is_xavier_with_zero_bias():
-    model = AuxNet(10, 50, width=0.25)
-    conv = model.trunk[0]
-    bound = math.sqrt(6 / (conv.in_channels * 9 + conv.out_channels * 9))
-    assert conv.weight.abs().max() <= bound and torch.all(conv.bias == 0)
-    assert torch.all(model.trunk[1].weight == 1)
+def check_xavier(module: torch.nn.Module, kind: str) -> int:
+    """Every conv/linear layer: zero bias and xavier weights of the given kind; every BN: (1, 0).
+
+    Both kinds have std sqrt(2 / (fan_in + fan_out)); uniform is bounded by sqrt(3) std while
+    a normal puts 8.3% of its weights beyond that bound, which tells them apart."""
+    layers = 0
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            assert torch.all(m.weight == 1) and torch.all(m.bias == 0)
+        if not isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            continue
+        layers += 1
+        w = m.weight.detach().flatten()
+        receptive = m.weight[0, 0].numel()
+        std = math.sqrt(2 / ((m.weight.shape[1] + m.weight.shape[0]) * receptive))
+        assert torch.all(m.bias == 0)
+        beyond = (w.abs() > math.sqrt(3) * std).float().mean().item()
+        if kind == "uniform":
+            assert beyond == 0, m
+        elif w.numel() >= 2000:  # enough weights for the tail share to be sharp (binomial sd < 0.7%)
+            assert 0.05 < beyond < 0.12, (m, beyond)
+        if w.numel() >= 2000:
+            assert w.std().item() == pytest.approx(std, rel=0.1), m
+    return layers
+
+
+def test_main_network_init_is_xavier_uniform_with_zero_bias():
+    assert check_xavier(AuxNet(10, 50, width=0.25), "uniform") == 13 + 4
+
+
+@pytest.mark.parametrize("label_init, kind", [(None, "normal"), ("xavier_normal", "normal"), ("xavier_uniform", "uniform")])
+def test_maxl_label_network_init_follows_the_switch(small_config, label_init, kind):
+    """Default: xavier_normal, as MAXL's code (SPEC §4); the switch gives xavier_uniform."""
+    from rlaux.training import build_run
+
+    overrides = {} if label_init is None else {"maxl": {"label_init": label_init}}
+    _, method = build_run(small_config(method="wa-maxl", train_size=200, test_size=100, **overrides))
+    assert check_xavier(method.label_net, kind) == 13 + 4  # 13 convs, label head and weight head: 2 linears each
+
+
+def test_authors_mask_softmax_by_hand():
+    """SPEC §6 note on erratum 4: max over the whole row, then mask, then +1e-8 in the denominator."""
+    x = torch.tensor([[0.0, 1.0, 30.0, 2.0], [3.0, 3.0, 0.0, 1.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    e0 = [math.exp(-30), math.exp(-29)]  # row max 30 sits outside the mask: the block keeps e^-30, e^-29
+    e1 = [math.exp(-3), math.exp(-2)]
+    expected = torch.tensor([[e0[0] / (sum(e0) + 1e-8), e0[1] / (sum(e0) + 1e-8), 0, 0],
+                             [0, 0, e1[0] / (sum(e1) + 1e-8), e1[1] / (sum(e1) + 1e-8)]])
+    torch.testing.assert_close(authors_mask_softmax(x, mask), expected, rtol=1e-5, atol=0)
+    assert authors_mask_softmax(x, mask)[0].sum() < 1e-4  # the mass the authors' targets lost
+    assert authors_mask_softmax(x, mask)[1].sum() == pytest.approx(1.0, abs=1e-6)

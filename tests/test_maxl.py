@@ -40,10 +40,12 @@ class TinyNet(nn.Module):
         return self.primary(h), self.auxiliary(h)
 
 
-def lookahead_primary_loss(model, x, y, targets, alpha, cfg):
-    """L_pri(θ − α∇θ L(θ; targets)), computed directly: what the hypergradient differentiates."""
+def lookahead_primary_loss(model, x, y, targets, alpha, cfg, create_graph=False):
+    """L_pri(θ − α∇θ L(θ; targets)), computed directly: what the hypergradient differentiates
+    (with `create_graph`, differentiable into the targets, as MAXL's code computes it)."""
     params = dict(model.named_parameters())
-    grads = torch.autograd.grad(total_loss(functional_call(model, params, (x,)), y, targets, cfg), tuple(params.values()))
+    grads = torch.autograd.grad(total_loss(functional_call(model, params, (x,)), y, targets, cfg), tuple(params.values()),
+                                create_graph=create_graph)
     fast = {k: p - alpha * g for (k, p), g in zip(params.items(), grads)}
     return focal_loss(functional_call(model, fast, (x,))[0], y, cfg.focal_gamma).mean()
 
@@ -71,6 +73,10 @@ def test_hypergradient_matches_central_finite_differences(monkeypatch, method, b
     surrogate, _ = meta_objective(model, x, y, targets(), alpha, cfg)
     params = list(label_net.parameters())
     grads = torch.autograd.grad(surrogate, params)
+    if order == 2:  # MAXL's own way: backpropagate through a create_graph look-ahead
+        reference = torch.autograd.grad(lookahead_primary_loss(model, x, y, targets(), alpha, cfg, create_graph=True), params)
+        for g, r in zip(grads, reference):
+            torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-10)
     for _ in range(3):
         u = [torch.randn_like(p) for p in params]
         h = 1e-5

@@ -20,6 +20,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from rlaux.cli import build_parser, config_from_args, main
 from rlaux.config import build_config
+from rlaux.errors import ConfigError
+from rlaux.losses import block_mask, focal_loss
 from rlaux.data import load_splits
 from rlaux.methods import make_method
 from rlaux.methods.base import MethodContext
@@ -62,8 +64,8 @@ def codec(**overrides) -> ActionCodec:
 
 # ---------------------------------------------------------------- env
 @pytest.mark.parametrize("method, target, space", [
-    ("rl", "masked-soft", gym.spaces.Discrete(50)),
-    ("wa-rl", "masked-soft", gym.spaces.MultiDiscrete([50, 21])),
+    ("rl", "masked", gym.spaces.Discrete(50)),
+    ("wa-rl", "masked", gym.spaces.MultiDiscrete([50, 21])),
     ("rl", "in-block", gym.spaces.Discrete(5)),
 ])
 def test_env_passes_gymnasium_and_sb3_checkers(make_trainer, method, target, space):
@@ -78,7 +80,7 @@ def test_env_passes_gymnasium_and_sb3_checkers(make_trainer, method, target, spa
 
 def test_episode_is_one_epoch_with_reward_on_batch_ends(make_trainer):
     trainer = make_trainer(method="rl")
-    env = AuxTaskEnv(trainer)
+    env = rl_method(trainer).env  # the agent's policy attached: the reward's entropy term reads it
     obs, _ = env.reset(options={"epoch": 2})
     images = torch.cat([b.x for b in trainer.batches(2)]).numpy()
     rewards, seen = [], [obs]
@@ -92,14 +94,26 @@ def test_episode_is_one_epoch_with_reward_on_batch_ends(make_trainer):
 
 
 # ---------------------------------------------------------------- actions -> targets
-def test_masked_soft_target_is_softmax_of_the_one_hot_over_the_block():
-    targets = codec().targets(torch.tensor([2, 7]), torch.tensor([0, 0]))
+def test_default_target_is_the_chosen_class_and_the_mask_is_the_block():
+    c = codec()
+    targets = c.targets(torch.tensor([2, 7, 49]), torch.tensor([0, 1, 9]))
+    assert targets.target.tolist() == [2, 7, 49] and torch.all(targets.weight == 1.0)
+    masks = c.action_masks(torch.tensor([0, 9]))
+    assert masks.shape == (2, 50) and masks[0, :5].all() and masks[1, 45:].all() and masks.sum() == 10
+    wa = codec(method="wa-rl").action_masks(torch.tensor([3]))
+    assert wa.shape == (1, 71) and wa[0, 15:20].all() and wa[0, 50:].all() and wa.sum() == 5 + 21  # bins never masked
+
+
+def test_unmasked_soft_target_erratum_is_the_authors_softmax_of_the_one_hot():
+    c = codec(errata={"unmasked_soft_targets": True})
+    assert c.action_masks(torch.tensor([0, 3])).all()  # no mask: any of the K classes
+    targets = c.targets(torch.tensor([2, 7]), torch.tensor([0, 0]))
     a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # 0.405 chosen, 0.149 others
     expected = torch.zeros(2, 50)
     expected[0, :5] = torch.tensor([b, b, a, b, b])
     expected[1, :5] = 0.2  # pick outside the block: one-hot of zeros over it -> uniform
-    torch.testing.assert_close(targets.target, expected)
-    assert torch.all(targets.weight == 1.0)
+    torch.testing.assert_close(targets.target, expected, rtol=1e-6, atol=1e-7)
+    assert targets.labels().tolist() == [2, 7]  # diagnostics see the pick, not the target's argmax
 
 
 def test_in_block_target_is_the_hard_subclass_label():
@@ -117,46 +131,89 @@ def test_wa_rl_weight_bins(erratum, lo, hi):
 
 
 def test_broadcast_erratum_builds_targets_from_batch_positions():
-    c = codec(batch_size=50, errata={"broadcast_targets": True})
+    c = codec(batch_size=50, errata={"broadcast_targets": True, "unmasked_soft_targets": True})
     g = torch.Generator().manual_seed(0)
     actions, y = torch.randint(0, 50, (50,), generator=g), torch.randint(0, 10, (50,), generator=g)
     target = c.targets(actions, y).target
+    top = actions.max().item()
     for i in range(50):
         block = slice(5 * y[i], 5 * y[i] + 5)
-        expected = torch.zeros(50)
-        expected[block] = torch.softmax(actions[block].float(), 0)  # the actions of samples at positions 5y..5y+4
-        torch.testing.assert_close(target[i], expected)
+        expected = torch.zeros(50, dtype=torch.float64)
+        e = torch.exp(actions[block].double() - top)  # the actions of samples at positions 5y..5y+4, row max over all
+        expected[block] = e / (e.sum() + 1e-8)
+        torch.testing.assert_close(target[i].double(), expected, rtol=1e-4, atol=1e-7)
     same = (y == y[0]).nonzero().squeeze(1)
     assert torch.equal(target[same], target[same[:1]].expand(len(same), -1))  # same-class samples share one target
     with pytest.raises(ValueError, match="K = batch_size"):
-        codec(errata={"broadcast_targets": True})  # K=50, B=100
+        codec(errata={"broadcast_targets": True, "unmasked_soft_targets": True})  # K=50, B=100
+    with pytest.raises(ConfigError, match="unmasked_soft_targets"):
+        codec(batch_size=50, errata={"broadcast_targets": True})
     with pytest.raises(ValueError, match="exactly K=50"):
         c.targets(actions[:40], y[:40])
 
 
 # ---------------------------------------------------------------- reward
+def reward_batch(trainer, epoch):
+    """The reward batch of `epoch`, drawn independently of the env: 256 training images with replacement."""
+    g = trainer.generator(epoch, STREAM_REWARD)
+    train_split = trainer.data.train
+    idx = torch.randint(len(train_split), (256,), generator=g)
+    return trainer.augment(train_split.x[idx], g), train_split.y[idx]
+
+
+@pytest.mark.parametrize("target", ["masked", "in-block"])
+def test_reward_is_minus_focal_loss_plus_entropy_of_the_policys_mean_distribution(make_trainer, target):
+    """Paper (SPEC §6.11-6.12): focal primary loss; p_bar = mean over the reward images of the
+    block-masked policy, computed here from the policy's raw logits, not through SB3's distribution."""
+    trainer = make_trainer(method="rl", rl={"target": target})
+    method = rl_method(trainer)
+    sandbox, policy = method.env.sandbox, method.agent.policy
+    torch.nn.init.normal_(policy.action_net.weight, std=0.3)  # an image-dependent policy
+    sandbox.begin_epoch(3)
+    labels = torch.tensor([0, 2, 3, 4]) if target == "in-block" else torch.tensor([0, 2, 7, 12])
+    reward = sandbox.reward(sandbox.codec.targets(labels, torch.tensor([0, 0, 1, 2])))
+
+    x, y = reward_batch(trainer, 3)
+    with torch.no_grad():
+        loss = focal_loss(sandbox.model.train()(x)[0], y).mean().item()
+        logits = policy.set_training_mode(False) or policy.action_net(policy.extract_features(x))
+    if target == "in-block":
+        probs = torch.zeros(256, 50)
+        probs.scatter_(1, 5 * y[:, None] + torch.arange(5), logits.softmax(1))
+    else:
+        probs = logits.masked_fill(~block_mask(y, 50, 5), -math.inf).softmax(1)
+    p_bar = probs.mean(0)
+    entropy = -(p_bar[p_bar > 0] * p_bar[p_bar > 0].log()).sum().item()
+    assert reward == pytest.approx(-loss + 0.2 * entropy, rel=1e-5)
+    assert entropy > math.log(5)  # p_bar spreads over many blocks: the term is not the per-image entropy
+
+
 @pytest.mark.parametrize("softmax_reward", [False, True])
-def test_reward_is_minus_primary_loss_plus_entropy_bonus(make_trainer, softmax_reward):
-    trainer = make_trainer(method="rl", errata={"softmax_reward": softmax_reward})
-    sandbox = AuxTaskEnv(trainer).sandbox
-    sandbox.restore()
+def test_reward_errata_use_the_batch_targets_entropy_and_the_double_softmax(make_trainer, softmax_reward):
+    trainer = make_trainer(method="rl", errata={"softmax_reward": softmax_reward, "target_entropy_reward": True,
+                                                "unmasked_soft_targets": True})
+    sandbox = AuxTaskEnv(trainer).sandbox  # no policy attached: the erratum's reward does not need one
     sandbox.begin_epoch(3)
     targets = sandbox.codec.targets(torch.tensor([0, 2, 7, 12]), torch.tensor([0, 0, 1, 2]))
     reward = sandbox.reward(targets)
 
-    a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # p_bar by hand: four masked-soft targets, all picks in-block
+    a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # p_bar by hand: four soft targets, all picks in-block
     p_bar = [(a + b) / 4, 2 * b / 4, (b + a) / 4, 2 * b / 4, 2 * b / 4] + [b / 4, b / 4, a / 4, b / 4, b / 4] \
         + [b / 4, b / 4, a / 4, b / 4, b / 4]
     entropy = -sum(p * math.log(p) for p in p_bar)
-    g = trainer.generator(3, STREAM_REWARD)  # the reward batch: 256 training images drawn with replacement
-    train_split = trainer.data.train
-    idx = torch.randint(len(train_split), (256,), generator=g)
+    x, y = reward_batch(trainer, 3)
     with torch.no_grad():
-        logits = sandbox.model.train()(trainer.augment(train_split.x[idx], g))[0]
-    loss = F.cross_entropy(logits.softmax(1) if softmax_reward else logits, train_split.y[idx]).item()
+        logits = sandbox.model.train()(x)[0]
+    loss = (F.cross_entropy(logits.softmax(1), y) if softmax_reward else focal_loss(logits, y).mean()).item()
     assert reward == pytest.approx(-loss + 0.2 * entropy, rel=1e-5)
     if softmax_reward:  # a softmax of probabilities: the loss is squashed into [log(e + 9) - 1, log(e + 8)]
         assert math.log(math.e + 9) - 1 <= loss <= math.log(math.e + 8)
+
+
+def test_paper_reward_without_an_attached_policy_says_how_to_attach_one(make_trainer):
+    sandbox = AuxTaskEnv(make_trainer(method="rl")).sandbox
+    with pytest.raises(RuntimeError, match="attach_policy"):
+        sandbox.reward(sandbox.codec.targets(torch.tensor([0]), torch.tensor([0])))
 
 
 # ---------------------------------------------------------------- agent
@@ -190,39 +247,81 @@ def test_scalar_value_erratum_averages_over_the_minibatch_in_training_only(make_
 
 
 # ---------------------------------------------------------------- collectors
+BUFFER_KEYS = ("observations", "actions", "action_masks", "rewards", "episode_starts", "values", "log_probs",
+               "returns", "advantages")
+
+
 def record_rollouts(method: RLAux) -> list[dict[str, np.ndarray]]:
-    """Freeze the policy: each PPO update just records the finished rollout buffer."""
+    """Copy each finished rollout buffer just before PPO's real update runs on it."""
     rollouts: list[dict[str, np.ndarray]] = []
-    buf = method.agent.rollout_buffer
-    keys = ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "returns", "advantages")
-    method.agent.train = lambda: rollouts.append({k: getattr(buf, k).copy() for k in keys})  # type: ignore[method-assign]
+    agent, buf = method.agent, method.agent.rollout_buffer
+    update = agent.train
+
+    def record_then_update() -> None:
+        rollouts.append({k: getattr(buf, k).copy() for k in BUFFER_KEYS})
+        update()
+
+    agent.train = record_then_update  # type: ignore[method-assign]
     return rollouts
 
 
 @pytest.mark.parametrize("reset", ["epoch", "batch"])
-def test_batched_and_env_collectors_write_the_same_rollouts(make_trainer, reset):
-    """Deterministic actions make the two loops comparable step by step: n_steps=23 splits
-    batches of 30 across rollouts, and the third rollout ends inside the last batch."""
-    runs = {}
+def test_batched_and_env_collectors_write_the_same_buffers_and_learn_the_same_policy(make_trainer, reset):
+    """The literal MaskablePPO.learn loop on the env against the batched collector, with real PPO
+    updates in between. Deterministic actions make the two loops comparable step by step; the
+    minibatch shuffles come from one re-seeded numpy stream. n_steps=45 on an epoch of 3 batches
+    of 30: the first rollout ends in the middle of batch 2, the second at the episode's end."""
+    runs, params = {}, {}
     for collector in ("batched", "env"):
-        rl = {"collector": collector, "n_steps": 23, "ppo_batch_size": 23, "reset": reset}
+        rl = {"collector": collector, "n_steps": 45, "ppo_batch_size": 15, "n_epochs": 2, "reset": reset}
         method = rl_method(make_trainer(**SHORT, method="wa-rl", rl=rl))
         method.agent.policy.forward = partial(method.agent.policy.forward, deterministic=True)  # type: ignore[method-assign]
         runs[collector] = record_rollouts(method)
+        initial = {k: v.detach().clone() for k, v in method.agent.policy.state_dict().items()}
+        np.random.seed(123)
         method.collector.run(epoch=1)
+        params[collector] = {k: v.detach().clone() for k, v in method.agent.policy.state_dict().items()}
     batched, env = runs["batched"], runs["env"]
-    assert len(batched) == len(env) == 3  # 69 of the epoch's 90 steps
+    assert len(batched) == len(env) == 2
     for b, e in zip(batched, env):
-        np.testing.assert_array_equal(b["observations"], e["observations"])
-        np.testing.assert_array_equal(b["actions"], e["actions"])
-        np.testing.assert_array_equal(b["episode_starts"], e["episode_starts"])
-        np.testing.assert_allclose(b["rewards"], e["rewards"], rtol=1e-5)
-        for key in ("values", "log_probs", "returns", "advantages"):
-            np.testing.assert_allclose(b[key], e[key], rtol=1e-4, atol=1e-5)
+        for key in ("observations", "actions", "action_masks", "episode_starts"):
+            np.testing.assert_array_equal(b[key], e[key], err_msg=key)
+        for key in ("rewards", "values", "log_probs", "returns", "advantages"):
+            np.testing.assert_allclose(b[key], e[key], rtol=1e-4, atol=1e-5, err_msg=key)
+    # Same updates: the policies agree to float precision, except that Adam turns a gradient that is
+    # ~0 up to rounding into a step of +-lr, so a handful of weights may differ by a few lr (12 steps here).
+    for name, value in params["batched"].items():
+        off = ~torch.isclose(value, params["env"][name], rtol=1e-4, atol=1e-5)
+        assert off.float().mean() < 1e-3, (name, int(off.sum()), off.numel())
+        assert (value - params["env"][name]).abs().max() < 12 * 3e-4, name
+    assert not torch.equal(params["env"]["action_net.weight"], initial["action_net.weight"])  # PPO did update
     rewards = np.concatenate([r["rewards"].ravel() for r in batched])
-    assert list(np.flatnonzero(rewards)) == [29, 59]
+    assert list(np.flatnonzero(rewards)) == [29, 59, 89]
     starts = np.concatenate([r["episode_starts"].ravel() for r in batched])
     assert list(np.flatnonzero(starts)) == ([0] if reset == "epoch" else [0, 30, 60])
+    masks = np.concatenate([r["action_masks"].reshape(-1, 71) for r in batched])
+    assert (masks[:, :50].sum(1) == 5).all() and masks[:, 50:].all()  # each step's block, and every weight bin
+
+
+@pytest.mark.parametrize("collector", ["batched", "env"])
+def test_masked_policy_never_labels_outside_the_block(make_trainer, collector):
+    """A peaked random policy would mostly pick outside the block; with the mask it never does:
+    not in the rollouts (stochastic actions), not in the main epoch (argmax)."""
+    trainer = make_trainer(**SHORT, method="wa-rl", rl=FAST_PPO | {"collector": collector})
+    method = rl_method(trainer)
+    torch.nn.init.normal_(method.agent.policy.action_net.weight, std=1.0)
+    picks = []
+    step = method.env.sandbox.step
+    method.env.sandbox.step = lambda batch, actions: picks.append((batch.y, actions[:, 0])) or step(batch, actions)  # type: ignore[method-assign]
+    method.before_epoch(0)
+    assert sum(len(y) for y, _ in picks) == 90
+    for batch in trainer.batches(0):
+        picks.append((batch.y, method.targets(batch).target))
+    assert all(torch.equal(labels // 5, y) for y, labels in picks)
+    unmasked = rl_method(make_trainer(**SHORT, method="wa-rl", rl=FAST_PPO, errata={"unmasked_soft_targets": True}))
+    torch.nn.init.normal_(unmasked.agent.policy.action_net.weight, std=1.0)
+    batch = next(trainer.batches(0))
+    assert (unmasked.targets(batch).labels() // 5 != batch.y).float().mean() > 0.5  # the test has power
 
 
 def test_batched_and_single_image_sampling_agree(make_trainer):
@@ -319,7 +418,7 @@ def test_reset_modes_visit_the_epochs_batches(make_trainer, collector, reset, er
 # ---------------------------------------------------------------- real runs
 RL_COLUMNS = {"rl/reward_mean", "rl/policy_entropy", "rl/ppo_policy_gradient_loss", "rl/ppo_value_loss",
               "rl/ppo_entropy_loss", "rl/ppo_approx_kl", "rl/ppo_clip_fraction", "rl/ppo_explained_variance",
-              "rl/label_entropy", "rl/in_block"}
+              "labels/entropy", "labels/in_block"}
 
 
 def cli_args(method: str, data_root, out) -> list[str]:

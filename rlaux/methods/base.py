@@ -7,6 +7,7 @@ each sample get? It may learn from what happened through the hooks. The training
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,13 @@ class Batch:
 class AuxTargets:
     target: Tensor | None  # (B,) hard labels or (B, K) soft targets; None = no auxiliary loss
     weight: Tensor  # (B,) per-sample factor on the auxiliary loss
+    chosen: Tensor | None = None  # (B,) the class the method picked, when the target does not say (RL's soft errata)
+
+    def labels(self) -> Tensor | None:
+        """The generated auxiliary class per sample, for diagnostics: the pick, the hard target or the soft target's argmax."""
+        if self.chosen is not None or self.target is None:
+            return self.chosen
+        return self.target if self.target.dtype == torch.long else self.target.argmax(1)
 
 
 @dataclass
@@ -79,3 +87,34 @@ class AuxMethod:
 
     def lam_weights(self, batch: Batch) -> Tensor:
         return torch.full_like(batch.y, self.cfg.lam, dtype=torch.float32)
+
+
+class EpochStats:
+    """Per-epoch means (optionally stds) summed on the device; `read` syncs once and resets."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, tuple[Tensor, int, bool]] = {}
+
+    def add(self, name: str, values: Tensor, std: bool = False) -> None:
+        v = values.detach().double().flatten()
+        s = torch.stack([v.sum(), v.square().sum()])
+        if name in self.sums:
+            prev, n, _ = self.sums[name]
+            s, count = prev + s, n + v.numel()
+        else:
+            count = v.numel()
+        self.sums[name] = (s, count, std)
+
+    def read(self) -> dict[str, float]:
+        if not self.sums:
+            return {}
+        totals = torch.stack([s for s, _, _ in self.sums.values()]).tolist()
+        out: dict[str, float] = {}
+        for (name, (_, n, std)), (s, sq) in zip(self.sums.items(), totals):
+            mean = s / n
+            if std:
+                out[f"{name}_mean"], out[f"{name}_std"] = mean, math.sqrt(max(sq / n - mean * mean, 0.0))
+            else:
+                out[name] = mean
+        self.sums.clear()
+        return out

@@ -25,7 +25,7 @@ from torch.func import functional_call
 
 from rlaux.config import TrainConfig
 from rlaux.losses import batch_entropy, focal_loss, masked_softmax, weight_factor
-from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
+from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
 from rlaux.models import init_weights, mlp_head, trunk_dim, vgg16_trunk
 from rlaux.training import STREAM_META, total_loss
 
@@ -105,37 +105,6 @@ def meta_objective(model: nn.Module, x: Tensor, y: Tensor, targets: AuxTargets, 
     return surrogate, lookahead_loss
 
 
-class EpochStats:
-    """Per-epoch means (optionally stds) summed on the device; `read` syncs once and resets."""
-
-    def __init__(self) -> None:
-        self.sums: dict[str, tuple[Tensor, int, bool]] = {}
-
-    def add(self, name: str, values: Tensor, std: bool = False) -> None:
-        v = values.detach().double().flatten()
-        s = torch.stack([v.sum(), v.square().sum()])
-        if name in self.sums:
-            prev, n, _ = self.sums[name]
-            s, count = prev + s, n + v.numel()
-        else:
-            count = v.numel()
-        self.sums[name] = (s, count, std)
-
-    def read(self) -> dict[str, float]:
-        if not self.sums:
-            return {}
-        totals = torch.stack([s for s, _, _ in self.sums.values()]).tolist()
-        out: dict[str, float] = {}
-        for (name, (_, n, std)), (s, sq) in zip(self.sums.items(), totals):
-            mean = s / n
-            if std:
-                out[f"{name}_mean"], out[f"{name}_std"] = mean, math.sqrt(max(sq / n - mean * mean, 0.0))
-            else:
-                out[name] = mean
-        self.sums.clear()
-        return out
-
-
 class MAXL(AuxMethod):
     """MAXL (`maxl`) and WA-MAXL (`wa-maxl`) as one plug-in for the shared loop (SPEC §4).
 
@@ -155,7 +124,7 @@ class MAXL(AuxMethod):
         super().__init__(ctx)
         cfg, width = self.cfg, self.cfg.width
         self.label_net = LabelNet(vgg16_trunk(width), trunk_dim(width), ctx.num_aux, cfg.psi, cfg.method == "wa-maxl")
-        init_weights(self.label_net, "normal" if cfg.maxl.xavier_normal_init else "uniform")
+        init_weights(self.label_net, "normal" if cfg.maxl.label_init == "xavier_normal" else "uniform")
         self.label_net.to(ctx.device)
         self.optimizer = torch.optim.SGD(self.label_net.parameters(), lr=cfg.maxl.lr, weight_decay=cfg.maxl.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)

@@ -4,16 +4,18 @@ One action labels one training image. Its first component picks the auxiliary la
 WA-RL adds a second component, a weight bin b in 0..bins-1, read as w = b / (bins - 1)
 and turned into the loss factor 2^(10w - 5) (SPEC §5; errata.weight_scale_8w3: 2^(8w - 3)).
 
-Label semantics (`rl.target`):
+Label semantics:
 
-* ``masked-soft`` (default, the authors' fixed code): the action is an auxiliary class in
-  0..K-1 and the target is the masked softmax of its one-hot vector over the sample's
-  primary block, i.e. 0.405 on the pick and 0.149 on the other four classes for psi = 5.
-  The action itself is never masked: an out-of-block pick gives a one-hot of zeros over
-  the block, hence a uniform target over the block.
-* ``in-block``: the action is a subclass rank in 0..psi-1 and the target is the hard
-  label psi*y + a. The agent does not see y, so it chooses "which subclass of whatever
-  block this image belongs to"; no action is wasted outside the block.
+* ``rl.target: masked`` (default, the paper's text, SPEC §6.10): the action is an auxiliary
+  class in 0..K-1, the policy is masked to the sample's primary block (the env supplies the
+  block as an action mask; y is not observed), and the chosen class is the hard target.
+* ``rl.target: in-block``: the action is a subclass rank in 0..psi-1 and the target is the
+  hard label psi*y + a; no mask is needed, as no action lies outside the block.
+* ``errata.unmasked_soft_targets`` (SPEC §6.10): the authors' code after 2025-04-25. No mask;
+  the target is the authors' masked softmax of the action's one-hot over the block: 0.405 on
+  an in-block pick and 0.149 on the others, uniform over the block for an out-of-block pick.
+* ``errata.broadcast_targets`` (SPEC §6.4): the authors' earlier CIFAR-100-20 code, where the
+  masked softmax took the batch's integer actions as one row of logits.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
-from rlaux.losses import masked_softmax, weight_factor
+from rlaux.losses import authors_mask_softmax, block_mask, weight_factor
 from rlaux.methods.base import AuxTargets
 
 if TYPE_CHECKING:
@@ -33,23 +35,22 @@ if TYPE_CHECKING:
 
 
 class ActionCodec:
-    """Turns a batch of actions into the main network's `AuxTargets` (and back into statistics)."""
+    """Turns a batch of actions into the main network's `AuxTargets`, and says which actions are allowed."""
 
     def __init__(self, cfg: TrainConfig, num_classes: int) -> None:
         self.psi = cfg.psi
         self.num_aux = cfg.psi * num_classes
         self.in_block = cfg.rl.target == "in-block"
+        self.broadcast = cfg.errata.broadcast_targets
+        self.soft = cfg.errata.unmasked_soft_targets or self.broadcast
+        self.masked = not (self.in_block or self.soft)
         self.weight_aware = cfg.method == "wa-rl"
         self.weight_bins = cfg.rl.weight_bins
         self.weight_scale = (8.0, 3.0) if cfg.errata.weight_scale_8w3 else (10.0, 5.0)
         self.lam = cfg.lam
-        self.broadcast = cfg.errata.broadcast_targets
-        if self.broadcast and (self.in_block or cfg.batch_size != self.num_aux):
-            raise ValueError(
-                f"errata.broadcast_targets reproduces a bug that only runs when K = batch_size with rl.target "
-                f"'masked-soft' (SPEC §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, "
-                f"batch_size={cfg.batch_size}, rl.target={cfg.rl.target!r}"
-            )
+        if self.broadcast and cfg.batch_size != self.num_aux:
+            raise ValueError(f"errata.broadcast_targets reproduces a bug that only runs when K = batch_size "
+                             f"(SPEC §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, batch_size={cfg.batch_size}")
 
     @property
     def num_labels(self) -> int:
@@ -61,31 +62,46 @@ class ActionCodec:
             return spaces.MultiDiscrete([self.num_labels, self.weight_bins])
         return spaces.Discrete(self.num_labels)
 
+    def action_masks(self, y: Tensor) -> Tensor:
+        """(B, labels [+ bins]) bool, sb3-contrib's flat layout: the label part is the sample's
+        block under `rl.target: masked`, all True otherwise; weight bins are never masked."""
+        labels = block_mask(y, self.num_aux, self.psi) if self.masked else y.new_ones(len(y), self.num_labels, dtype=torch.bool)
+        if self.weight_aware:
+            labels = torch.cat([labels, y.new_ones(len(y), self.weight_bins, dtype=torch.bool)], dim=1)
+        return labels
+
     def split(self, actions: Tensor) -> tuple[Tensor, Tensor | None]:
         """(label actions (B,), weights w in [0, 1] (B,) or None) from (B,) or (B, 2) actions."""
         if not self.weight_aware:
             return actions.long(), None
         return actions[:, 0].long(), actions[:, 1].float() / (self.weight_bins - 1)
 
-    def aux_class(self, actions: Tensor, y: Tensor) -> Tensor:
-        """The auxiliary class each action names, in 0..K-1."""
-        labels, _ = self.split(actions)
+    def aux_class(self, labels: Tensor, y: Tensor) -> Tensor:
+        """The auxiliary class in 0..K-1 that each label action names."""
         return self.psi * y + labels if self.in_block else labels
+
+    def label_probs(self, probs: Tensor, y: Tensor) -> Tensor:
+        """(B, K) distribution over auxiliary classes from the policy's (B, labels) label distribution."""
+        if not self.in_block:
+            return probs
+        out = probs.new_zeros(len(y), self.num_aux)
+        return out.scatter(1, self.psi * y[:, None] + torch.arange(self.psi, device=y.device), probs)
 
     def targets(self, actions: Tensor, y: Tensor) -> AuxTargets:
         labels, w = self.split(actions)
         weight = torch.full_like(y, self.lam, dtype=torch.float32) if w is None else weight_factor(w, *self.weight_scale)
-        if self.in_block:
-            return AuxTargets(self.psi * y + labels, weight)
         if self.broadcast:
-            return AuxTargets(self._broadcast(labels, y), weight)
-        return AuxTargets(masked_softmax(F.one_hot(labels, self.num_aux).float(), y, self.psi), weight)
+            return AuxTargets(self._broadcast(labels, y), weight, chosen=labels)
+        if self.soft:
+            mask = block_mask(y, self.num_aux, self.psi)
+            return AuxTargets(authors_mask_softmax(F.one_hot(labels, self.num_aux).float(), mask), weight, chosen=labels)
+        return AuxTargets(self.aux_class(labels, y), weight)
 
     def _broadcast(self, labels: Tensor, y: Tensor) -> Tensor:
         """SPEC §6.4: the authors' masked softmax of the (B,) integer actions against a (B, K) mask
-        broadcast the actions along the class axis, so sample i's target over class k is the
-        softmax over its block of the *actions of the samples at batch positions k*."""
+        broadcast the actions along the class axis, so sample i's target over class k comes from
+        the *action of the sample at batch position k*, with their row-max numerics."""
         if len(labels) != self.num_aux:
             raise ValueError(f"errata.broadcast_targets needs batches of exactly K={self.num_aux} samples, got {len(labels)}; "
                              f"use a training size divisible by the batch size")
-        return masked_softmax(labels.float().expand(len(labels), -1), y, self.psi)
+        return authors_mask_softmax(labels.float().expand(len(labels), -1), block_mask(y, self.num_aux, self.psi))

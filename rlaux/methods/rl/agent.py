@@ -1,9 +1,12 @@
-"""The RL-AUX agent: Stable-Baselines3 PPO on a VGG16 image encoder (SPEC §5).
+"""The RL-AUX agent: sb3-contrib's MaskablePPO on a VGG16 image encoder (SPEC §5).
 
-The policy is SB3's `ActorCriticPolicy` with `net_arch=[]`, so SB3's own heads are the
-paper's: action head Linear(feature_dim, K [+ bins]) and value head Linear(feature_dim, 1),
-both built before SB3 creates the optimiser, so every parameter is trained. The errata
-switches (SPEC §6.1-6.3) rebuild the authors' agent piece by piece.
+MaskablePPO is SB3's PPO with invalid-action masking in rollouts, in the update's
+log-probabilities and entropy, and in deterministic actions: the env supplies each image's
+primary block as its action mask (`ActionCodec.action_masks`). The policy is sb3-contrib's
+`MaskableActorCriticPolicy` with `net_arch=[]`, so its own heads are the paper's: action head
+Linear(feature_dim, K [+ bins]) and value head Linear(feature_dim, 1), both built before the
+optimiser, so every parameter is trained. The errata switches (SPEC §6.1-6.3) rebuild the
+authors' agent piece by piece.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from gymnasium import spaces
-from stable_baselines3 import PPO
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.logger import Logger
-from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
@@ -64,8 +67,8 @@ class BatchMeanValue(nn.Module):
         return value.mean(0, keepdim=True).expand_as(value) if self.training else value
 
 
-class AuxPolicy(ActorCriticPolicy):
-    """`ActorCriticPolicy` plus the authors' head errata.
+class AuxPolicy(MaskableActorCriticPolicy):
+    """`MaskableActorCriticPolicy` plus the authors' head errata.
 
     :param frozen_heads: SPEC §6.1: action and value heads are replaced after SB3 built the
         optimiser, so they are never trained; the replacements keep PyTorch's default init.
@@ -84,9 +87,19 @@ class AuxPolicy(ActorCriticPolicy):
         if self.scalar_value:
             self.value_net = BatchMeanValue(self.value_net)
 
+    def label_probs(self, obs: Tensor, masks: Tensor) -> Tensor:
+        """(B, labels) the masked policy's distribution over the label action (WA-RL: its first part)."""
+        dist = self.get_distribution(obs, action_masks=masks)
+        categorical = dist.distributions[0] if hasattr(dist, "distributions") else dist.distribution
+        return categorical.probs
 
-class AuxPPO(PPO):
-    """SB3's PPO, unchanged, keeping what each update logged for the epoch's history row."""
+    def labels(self, obs: Tensor, masks: Tensor, deterministic: bool) -> Tensor:
+        """Actions for a batch of images: argmax (deterministic) or a draw of the masked policy."""
+        return self.get_distribution(obs, action_masks=masks).get_actions(deterministic=deterministic)
+
+
+class AuxPPO(MaskablePPO):
+    """sb3-contrib's MaskablePPO, unchanged, keeping what each update logged for the epoch's history row."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

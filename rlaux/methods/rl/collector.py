@@ -3,7 +3,7 @@
 Observations never depend on actions (the next image is the next image of the epoch,
 whatever the label), so labelling a whole batch in one policy forward pass gives the same
 rollout distribution as one image per env step (SPEC §8). `BatchedCollector` does that;
-`EnvCollector` runs the literal env loop (`PPO.learn`) for comparison.
+`EnvCollector` runs the literal env loop (`MaskablePPO.learn`) for comparison.
 
 Both run the same number of steps per agent epoch, a whole number of rollouts
 (`rollout_budget`): when `n_steps` does not divide the epoch (79 on CIFAR-100-20), the
@@ -46,7 +46,8 @@ class EnvCollector:
 class BatchedCollector:
     """One policy forward pass per batch; transitions written as `collect_rollouts` writes them.
 
-    Rewards are 0 except on a batch's last step, `episode_start` marks each episode's
+    Rewards are 0 except on a batch's last step, each step's action mask is written beside
+    it (as MaskablePPO's `collect_rollouts` does), `episode_start` marks each episode's
     first step, and the rollout's last value bootstraps from the next observation unless
     the episode ended there. A batch that straddles a rollout boundary is split at it: PPO
     learns before the rest of the batch is labelled, by the updated policy, as in the env loop.
@@ -73,28 +74,29 @@ class BatchedCollector:
                     if steps_left == 0:
                         return
                     stop = min(len(batch.y), start + self.buffer.buffer_size - self.buffer.pos, start + steps_left)
-                    obs = batch.x[start:stop]
+                    obs, masks = batch.x[start:stop], self.env.codec.action_masks(batch.y[start:stop])
                     self.policy.set_training_mode(False)
                     with torch.no_grad():
-                        actions, values, log_probs = self.policy(obs)
+                        actions, values, log_probs = self.policy(obs, action_masks=masks)
                     chosen.append(actions)
                     rewards = np.zeros(stop - start, dtype=np.float32)
                     if stop == len(batch.y):
                         rewards[-1] = self.env.sandbox.step(batch, torch.cat(chosen))
-                    self._add(obs, actions, rewards, values, log_probs, episode_start)
+                    self._add(obs, actions, masks, rewards, values, log_probs, episode_start)
                     episode_start = False
                     steps_left -= stop - start
                     start = stop
             if self.buffer.full:
                 self._learn(next_obs=None)
 
-    def _add(self, obs: Tensor, actions: Tensor, rewards: np.ndarray, values: Tensor, log_probs: Tensor,
-             episode_start: bool) -> None:
-        obs_np, actions_np = obs.cpu().numpy(), actions.cpu().numpy()
+    def _add(self, obs: Tensor, actions: Tensor, masks: Tensor, rewards: np.ndarray, values: Tensor,
+             log_probs: Tensor, episode_start: bool) -> None:
+        obs_np, actions_np, masks_np = obs.cpu().numpy(), actions.cpu().numpy(), masks.cpu().numpy()
         values, log_probs = values.cpu(), log_probs.cpu()
         for i in range(len(obs_np)):
             starts = np.array([episode_start and i == 0], dtype=np.float32)
-            self.buffer.add(obs_np[i : i + 1], actions_np[i : i + 1], rewards[i : i + 1], starts, values[i], log_probs[i : i + 1])
+            self.buffer.add(obs_np[i : i + 1], actions_np[i : i + 1], rewards[i : i + 1], starts, values[i],
+                            log_probs[i : i + 1], action_masks=masks_np[i : i + 1])
 
     def _learn(self, next_obs: Tensor | None) -> None:
         """GAE over the full buffer, bootstrapped from `next_obs` (None: the episode ended), then PPO."""

@@ -1,12 +1,13 @@
 """The RL-AUX environment: label training images, watch the main network learn (SPEC §5).
 
 An observation is one augmented, normalised training image (its primary label is not
-observed); an action labels it (`actions.ActionCodec`). Every `batch_size` steps the
+observed); an action labels it (`actions.ActionCodec`), and `action_masks()` gives the
+image's primary block, for sb3-contrib's MaskablePPO. Every `batch_size` steps the
 labelled batch trains a disposable copy of the main network one SGD step (the loop's own
-`Trainer.train_step`), and the step's reward is
+`Trainer.train_step`), and the step's reward is (paper, Eq. 3-4)
 
-    r = -mean primary loss on a fresh batch of `rl.reward_batch` training images
-        + rl.entropy_weight * H(p_bar of the batch's auxiliary targets);
+    r = -mean focal primary loss on a fresh batch of `rl.reward_batch` training images
+        + rl.entropy_weight * H(p_bar),   p_bar = the policy's mean label distribution on them;
 
 every other step has reward 0. One episode is one epoch, replayed in the main epoch's
 exact batch order and augmentation (`Trainer.batches`), so the agent is rewarded for
@@ -26,12 +27,13 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from rlaux.losses import batch_entropy
+from rlaux.losses import batch_entropy, focal_loss
 from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.rl.actions import ActionCodec
 from rlaux.training import new_optimizer
 
 if TYPE_CHECKING:
+    from rlaux.methods.rl.agent import AuxPolicy
     from rlaux.training import Trainer
 
 ENV_ID = "rlaux/AuxTask-v0"
@@ -49,6 +51,7 @@ class Sandbox:
     def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
         self.trainer, self.codec, self.cfg = trainer, codec, trainer.cfg
         self.rewards: list[float] = []  # every reward since the last `pop_rewards`
+        self.agent_policy: AuxPolicy | None = None  # set by `AuxTaskEnv.attach_policy`
         self.begin_epoch(0)
         self.restore()
 
@@ -73,24 +76,38 @@ class Sandbox:
 
     @torch.no_grad()
     def reward(self, targets: AuxTargets) -> float:
-        """-primary cross-entropy on a fresh training batch + entropy bonus over the batch's targets.
+        """-primary loss on a fresh training batch + entropy bonus (SPEC §5, §6.11-6.12).
 
-        Cross-entropy is the authors' reward criterion (training itself uses focal loss).
+        The loss is the training loss, focal (errata.softmax_reward: the authors' cross-entropy
+        on softmax outputs). The bonus is H of the policy's mean label distribution over the
+        same images (errata.target_entropy_reward: over the labelled batch's targets).
         BatchNorm runs in training mode, on the reward batch's statistics, as the training
-        loss sees the network (and as the authors' code did). errata.softmax_reward (SPEC
-        §6.5): cross-entropy applied to softmax outputs, a double softmax that squashes it.
+        loss sees the network (and as the authors' code did).
         """
-        train, rl = self.trainer.data.train, self.cfg.rl
-        idx = torch.randint(len(train), (rl.reward_batch,), generator=self._generator, device=train.y.device)
-        x = self.trainer.augment(train.x[idx], self._generator)
+        train, cfg = self.trainer.data.train, self.cfg
+        idx = torch.randint(len(train), (cfg.rl.reward_batch,), generator=self._generator, device=train.y.device)
+        x, y = self.trainer.augment(train.x[idx], self._generator), train.y[idx]
         self.model.train()
         logits = self.model(x)[0]
-        if self.cfg.errata.softmax_reward:
-            logits = logits.softmax(1)
-        loss = F.cross_entropy(logits, train.y[idx])
-        target = targets.target
-        probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
-        return (-loss + rl.entropy_weight * batch_entropy(probs)).item()
+        if cfg.errata.softmax_reward:
+            loss = F.cross_entropy(logits.softmax(1), y)
+        else:
+            loss = focal_loss(logits, y, cfg.focal_gamma).mean()
+        if cfg.errata.target_entropy_reward:
+            target = targets.target
+            probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
+        else:
+            policy = self.policy()
+            policy.set_training_mode(False)  # as in rollouts: BatchNorm on running statistics
+            probs = self.codec.label_probs(policy.label_probs(x, self.codec.action_masks(y)), y)
+        return (-loss + cfg.rl.entropy_weight * batch_entropy(probs)).item()
+
+    def policy(self) -> AuxPolicy:
+        if self.agent_policy is None:
+            raise RuntimeError("the paper's reward needs the agent's label distribution: call "
+                               "env.unwrapped.attach_policy(model.policy) after building the agent "
+                               "(or turn on errata.target_entropy_reward)")
+        return self.agent_policy
 
     def pop_rewards(self) -> list[float]:
         rewards, self.rewards = self.rewards, []
@@ -140,6 +157,16 @@ class AuxTaskEnv(gym.Env):
         else:
             for batch in batches:
                 yield iter([batch])
+
+    def attach_policy(self, policy: AuxPolicy) -> None:
+        """The agent whose label distribution the reward's entropy term measures (SPEC §6.11)."""
+        self.sandbox.agent_policy = policy
+
+    def action_masks(self) -> np.ndarray:
+        """The labels allowed for the current image: its primary block (sb3-contrib's MaskablePPO)."""
+        assert self._batch is not None, "call reset() before action_masks()"
+        i = len(self._actions)
+        return self.codec.action_masks(self._batch.y[i : i + 1])[0].cpu().numpy()
 
     def epoch_steps(self) -> int:
         """Env steps in one agent epoch."""

@@ -6,8 +6,8 @@ Each epoch of the loop alternates the paper's two modes over the same batch orde
    actions, a disposable copy of the main network trains on them, and PPO learns from the
    rewards; the copy is then discarded (the canonical network is never touched).
 2. train-main (the loop's own epoch): `targets` returns the agent's deterministic labels
-   (argmax) for each batch; the loop trains the main network and steps the scheduler, and
-   the result is the new canonical network.
+   (argmax of the block-masked policy) for each batch; the loop trains the main network
+   and steps the scheduler, and the result is the new canonical network.
 
 `wa-rl` is the same class with a per-sample weight bin in each action.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
+from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
 from rlaux.methods.rl.agent import make_agent
 from rlaux.methods.rl.collector import BatchedCollector, Collector, EnvCollector, rollout_budget
 from rlaux.methods.rl.env import AuxTaskEnv
@@ -32,6 +32,7 @@ class RLAux(AuxMethod):
         self.env = AuxTaskEnv(ctx.trainer)
         self.codec = self.env.codec
         self.agent = make_agent(self.env)
+        self.env.attach_policy(self.agent.policy)
         budget = rollout_budget(self.agent, self.env)
         if budget < min(self.cfg.batch_size, len(ctx.train)):
             raise ValueError(f"an agent epoch collects {budget} of its {self.env.epoch_steps()} steps (whole PPO rollouts "
@@ -39,7 +40,7 @@ class RLAux(AuxMethod):
                              f"a reward; raise train_size or lower rl.n_steps")
         collector = BatchedCollector if self.cfg.rl.collector == "batched" else EnvCollector
         self.collector: Collector = collector(self.agent, self.env)
-        self._reset_label_stats()
+        self.weights = EpochStats()
 
     # ------------------------------------------------------------------ train-agent epoch
     def before_epoch(self, epoch: int) -> dict[str, float]:
@@ -50,38 +51,18 @@ class RLAux(AuxMethod):
 
     # ------------------------------------------------------------------ train-main epoch
     def targets(self, batch: Batch) -> AuxTargets:
-        """The agent's most likely action for each image (BatchNorm in eval mode, as in rollouts)."""
+        """The masked policy's most likely action per image (BatchNorm in eval mode, as in rollouts)."""
         self.agent.policy.set_training_mode(False)
         with torch.no_grad():
-            actions = self.agent.policy.get_distribution(batch.x).get_actions(deterministic=True)
-        self._count_labels(actions, batch.y)
+            actions = self.agent.policy.labels(batch.x, self.codec.action_masks(batch.y), deterministic=True)
+        _, w = self.codec.split(actions)
+        if w is not None:
+            self.weights.add("rl/weight", w, std=True)
         return self.codec.targets(actions, batch.y)
 
     def after_epoch(self, epoch: int) -> dict[str, float]:
-        """Statistics of the main epoch's labels: their spread over the K classes, the share
-        inside each sample's own block, and (WA-RL) the chosen weights w in [0, 1]."""
-        p = self.counts / self.counts.sum()
-        entropy = -torch.special.xlogy(p, p).sum()
-        n = self.counts.sum().item()
-        in_block, w_sum, w_sq = (self.sums / n).tolist()
-        log = {"label_entropy": entropy.item(), "in_block": in_block}
-        if self.codec.weight_aware:
-            log |= {"weight_mean": w_sum, "weight_std": max(w_sq - w_sum**2, 0.0) ** 0.5}
-        self._reset_label_stats()
-        return {f"rl/{key}": value for key, value in log.items()}
-
-    def _reset_label_stats(self) -> None:
-        self.counts = torch.zeros(self.ctx.num_aux, device=self.ctx.device)  # picks per auxiliary class
-        self.sums = torch.zeros(3, device=self.ctx.device)  # in-block picks, sum of w, sum of w^2
-
-    def _count_labels(self, actions: torch.Tensor, y: torch.Tensor) -> None:
-        """Accumulated on the device; read once per epoch."""
-        aux = self.codec.aux_class(actions, y)
-        self.counts += torch.bincount(aux, minlength=self.ctx.num_aux)
-        self.sums[0] += (aux // self.cfg.psi == y).sum()
-        _, w = self.codec.split(actions)
-        if w is not None:
-            self.sums[1:] += torch.stack([w.sum(), w.square().sum()])
+        """WA-RL: mean and std of the main epoch's weights w in [0, 1] (label statistics: the loop's `labels/`)."""
+        return self.weights.read()
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict[str, Any]:
