@@ -145,21 +145,22 @@ def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", 
     return state
 
 
+def _check_weights(weights: Any, model: torch.nn.Module, path: Path, fix: str) -> None:
+    """Same keys, shapes and dtypes as `model`'s state_dict (load_state_dict would cast dtypes silently)."""
+    expected = model.state_dict()
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        raise CheckpointError(f"{path} does not hold this run's model weights (other keys); {fix}")
+    for k, v in weights.items():
+        if not isinstance(v, torch.Tensor) or v.shape != expected[k].shape or v.dtype != expected[k].dtype:
+            raise CheckpointError(f"{path} does not fit this run's model ({k} has another shape or dtype); {fix}")
+
+
 def read_weights(path: Path, model: torch.nn.Module, map_location: Any = "cpu", fix: str = "") -> dict[str, Any]:
     """Load and check a state_dict file (best.pt) against `model`; a damaged or mismatched file is a CheckpointError."""
     path = Path(path)
     fix = fix or _fix(path.parent)
     weights = _torch_load(path, fix, map_location=map_location, weights_only=True)
-    expected = model.state_dict()
-    if not isinstance(weights, dict) or set(weights) != set(expected):
-        raise CheckpointError(f"{path} does not hold this run's model weights (other keys); {fix}")
-    bad = [
-        k
-        for k, v in weights.items()
-        if not isinstance(v, torch.Tensor) or v.shape != expected[k].shape or v.dtype != expected[k].dtype
-    ]
-    if bad:
-        raise CheckpointError(f"{path} does not fit this run's model ({bad[0]} has another shape or dtype); {fix}")
+    _check_weights(weights, model, path, fix)
     return weights
 
 
@@ -178,6 +179,7 @@ def read_run(out: Path, cfg: TrainConfig, model: torch.nn.Module, map_location: 
             raise CheckpointError(f"cannot resume {out}: it holds {HISTORY} but its {CKPT} is missing; {_fix(out)}")
         return None
     state = read(out / CKPT, cfg, map_location)
+    _check_weights(state["model"], model, out / CKPT, _fix(out))
     missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
     if missing:
         raise CheckpointError(f"cannot resume {out}: {', '.join(missing)} missing next to its {CKPT}; {_fix(out)}")

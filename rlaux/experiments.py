@@ -126,7 +126,7 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
     """
     params = load_params(params_path)
     if exp_id not in params.experiments:
-        raise ConfigError(f"unknown experiment {exp_id!r}; known: {', '.join(params.experiments)}")
+        raise ConfigError(f"unknown experiment {exp_id!r} in {params_path}; known: {', '.join(params.experiments)}")
     cfg = params.run_config(exp_id, seed)
     out = params.run_dir(exp_id, seed)
     if cfg is None:
