@@ -2,17 +2,24 @@
 
 The checkpoint carries the loop, the method and the global RNG states; batch order and
 augmentation are derived from (seed, epoch) and need no saving.
+
+Reading is strict and side-effect free: `read_run` checks the whole run directory (files
+present, archives intact, checkpoint format, config) before the loop writes anything, and
+every problem is a `CheckpointError` (a `UserError`) naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from rlaux.errors import CheckpointError, CheckpointMismatch, one_line
 from rlaux.io import atomic_write, write_csv
 
 if TYPE_CHECKING:
@@ -21,6 +28,11 @@ if TYPE_CHECKING:
     from rlaux.training import Trainer
 
 CKPT = "checkpoint.pt"
+BEST = "best.pt"
+HISTORY = "history.csv"
+CONFIG = "config.json"
+FORMAT = 1  # bump when the checkpoint's layout changes; other formats are refused, not misread
+STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
 # Keys that may differ between a killed run and its resumption (more epochs = extending a run).
 # Not `device`: CPU and CUDA generators draw different batch orders.
 RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "epochs"}
@@ -30,8 +42,18 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-class CheckpointMismatch(ValueError):
-    """The checkpoint on disk belongs to a run with another config."""
+__all__ = [
+    "CKPT",
+    "CheckpointError",
+    "CheckpointMismatch",
+    "exists",
+    "load",
+    "read",
+    "read_run",
+    "read_weights",
+    "restore",
+    "save",
+]
 
 
 def exists(out: Path) -> bool:
@@ -40,6 +62,7 @@ def exists(out: Path) -> bool:
 
 def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, method: AuxMethod) -> None:
     state = {
+        "format": FORMAT,
         "epochs_done": epochs_done,
         "history": history,
         "config": trainer.cfg.snapshot(),
@@ -54,26 +77,143 @@ def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, met
             "python": random.getstate(),
         },
     }
-    write_csv(Path(out) / "history.csv", history)
+    # checkpoint first: a run killed in between resumes from the checkpoint and rewrites history.csv,
+    # so history.csv without checkpoint.pt means the checkpoint was removed (refused on --resume)
     atomic_torch_save(state, Path(out) / CKPT)
+    write_csv(Path(out) / HISTORY, history)
+
+
+def _fix(out: Path) -> str:
+    return f"delete {out} (or use a new --out) to start over, or drop --resume"
+
+
+def _torch_load(path: Path, fix: str, **kw: Any) -> Any:
+    """torch.load with the archive checked first (torch skips CRC checks); any failure is a CheckpointError."""
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; {fix}")
+    try:
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f"{path} is not a PyTorch checkpoint (no zip archive: empty, truncated or overwritten); {fix}"
+            )
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise CheckpointError(f"{path} is corrupted (member {bad} fails its CRC check); {fix}")
+        return torch.load(path, **kw)
+    except CheckpointError:
+        raise
+    except Exception as err:  # noqa: BLE001  a damaged file fails in many ways (zip, unpickling, storages)
+        raise CheckpointError(
+            one_line(
+                f"{path} cannot be loaded ({type(err).__name__}: {err}); it is truncated, "
+                f"corrupted or not a checkpoint; {fix}"
+            )
+        ) from None
+
+
+def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", fix: str = "") -> dict[str, Any]:
+    """Load and check a checkpoint file: intact archive, this format, complete, and (given cfg) the same config."""
+    path = Path(path)
+    fix = fix or _fix(path.parent)
+    state = _torch_load(path, fix, map_location=map_location, weights_only=False)
+    if not isinstance(state, dict) or "format" not in state:
+        raise CheckpointError(
+            f"{path} was written by an older rlaux (no checkpoint format number) or is not an rlaux checkpoint; {fix}"
+        )
+    if state["format"] != FORMAT:
+        raise CheckpointError(
+            f"{path} was written by another rlaux version (checkpoint format {state['format']!r}, "
+            f"this version reads {FORMAT}); {fix}"
+        )
+    missing = [k for k in STATE_KEYS if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is incomplete (lacks {', '.join(missing)}); {fix}")
+    done, history, old = state["epochs_done"], state["history"], state["config"]
+    if not isinstance(done, int) or done < 1 or not isinstance(history, list) or len(history) != done:
+        raise CheckpointError(f"{path} is inconsistent (epochs_done {done!r} vs {len(history)} history rows); {fix}")
+    if not isinstance(old, dict):
+        raise CheckpointError(f"{path} holds no config mapping; {fix}")
+    if cfg is not None:
+        new = cfg.snapshot()
+        changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+        if changed:
+            raise CheckpointMismatch(
+                f"cannot resume {path.parent}: its checkpoint was written with different "
+                f"{', '.join(changed)}; use a new --out or drop --resume to start over"
+            )
+    return state
+
+
+def _check_weights(weights: Any, model: torch.nn.Module, path: Path, fix: str) -> None:
+    """Same keys, shapes and dtypes as `model`'s state_dict (load_state_dict would cast dtypes silently)."""
+    expected = model.state_dict()
+    if not isinstance(weights, dict) or set(weights) != set(expected):
+        raise CheckpointError(f"{path} does not hold this run's model weights (other keys); {fix}")
+    for k, v in weights.items():
+        if not isinstance(v, torch.Tensor) or v.shape != expected[k].shape or v.dtype != expected[k].dtype:
+            raise CheckpointError(f"{path} does not fit this run's model ({k} has another shape or dtype); {fix}")
+
+
+def read_weights(path: Path, model: torch.nn.Module, map_location: Any = "cpu", fix: str = "") -> dict[str, Any]:
+    """Load and check a state_dict file (best.pt) against `model`; a damaged or mismatched file is a CheckpointError."""
+    path = Path(path)
+    fix = fix or _fix(path.parent)
+    weights = _torch_load(path, fix, map_location=map_location, weights_only=True)
+    _check_weights(weights, model, path, fix)
+    return weights
+
+
+def read_run(out: Path, cfg: TrainConfig, model: torch.nn.Module, map_location: Any = "cpu") -> dict[str, Any] | None:
+    """Check a run directory for `--resume` before anything is written; returns its checkpoint state.
+
+    None when there is nothing to resume (no directory, or a run killed before its first
+    checkpoint). A directory holding a history but no checkpoint, a damaged file, another
+    format or another config is refused.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"run directory {out} is a file; use another --out")
+    if not (out / CKPT).exists():
+        if (out / HISTORY).exists():
+            raise CheckpointError(f"cannot resume {out}: it holds {HISTORY} but its {CKPT} is missing; {_fix(out)}")
+        return None
+    state = read(out / CKPT, cfg, map_location)
+    _check_weights(state["model"], model, out / CKPT, _fix(out))
+    missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
+    if missing:
+        raise CheckpointError(f"cannot resume {out}: {', '.join(missing)} missing next to its {CKPT}; {_fix(out)}")
+    try:
+        json.loads((out / CONFIG).read_text())
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(one_line(f"{out / CONFIG} is not valid JSON ({err}); {_fix(out)}")) from None
+    read_weights(out / BEST, model, map_location)
+    return state
+
+
+def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:
+    """Put a checked checkpoint's state into the loop; returns (epochs done, history)."""
+    try:
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        trainer.scheduler.load_state_dict(state["scheduler"])
+        method.load_state_dict(state["method"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng["cuda"]:
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])  # RNG states live on the CPU
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise CheckpointError(
+            one_line(f"{Path(out) / CKPT} does not fit this run ({type(err).__name__}: {err}); {_fix(Path(out))}")
+        ) from None
+    return state["epochs_done"], state["history"]
 
 
 def load(out: Path, cfg: TrainConfig, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:
-    """Restore a killed run; refuses a checkpoint written under a different config."""
-    state = torch.load(Path(out) / CKPT, map_location=trainer.device, weights_only=False)
-    old, new = state["config"], cfg.snapshot()
-    changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
-    if changed:
-        raise CheckpointMismatch(f"cannot resume {out}: its checkpoint was written with different {', '.join(changed)}; "
-                         f"use a new --out or drop --resume to start over")
-    trainer.model.load_state_dict(state["model"])
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    method.load_state_dict(state["method"])
-    rng = state["rng"]
-    torch.set_rng_state(rng["torch"].cpu())
-    if rng["cuda"]:
-        torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])  # RNG states live on the CPU
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    return state["epochs_done"], state["history"]
+    """Restore a killed run; refuses a damaged checkpoint or one written under a different config."""
+    state = read_run(out, cfg, trainer.model, trainer.device)
+    if state is None:
+        raise CheckpointError(f"no checkpoint to resume in {out}; drop --resume")
+    return restore(state, out, trainer, method)

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rlaux.errors import ConfigError
+from rlaux.errors import ConfigError, one_line
 
 DatasetName = Literal["cifar100-20", "cifar10", "svhn"]
 NUM_CLASSES: dict[str, int] = {"cifar100-20": 20, "cifar10": 10, "svhn": 10}  # primary classes C
@@ -92,10 +92,13 @@ class RLConfig(_Strict):
     weight_bins: int = Field(21, ge=2)
     """WA-RL: bin b means w = b / (bins - 1), factor 2^(10w - 5)."""
     ppo_lr: float = Field(3e-4, gt=0)
+    """PPO's Adam learning rate."""
     ent_coef: float = Field(0.01, ge=0)
+    """PPO's entropy bonus coefficient (exploration over actions)."""
     n_steps: int | None = Field(None, gt=0)
     """PPO rollout length; None = the paper's (79 for CIFAR-100-20, 100 otherwise)."""
     ppo_batch_size: int = Field(100, gt=0)
+    """PPO minibatch size."""
     n_epochs: int = Field(10, gt=0)
     """PPO epochs over each rollout."""
     feature_dim: int = Field(256, gt=0)
@@ -106,35 +109,50 @@ class TrainConfig(_Strict):
     """Everything one training run needs. Defaults are the paper's (SPEC §2-3)."""
 
     dataset: DatasetName = "cifar100-20"
+    """Primary task: cifar100-20 (the 20 superclasses), cifar10 or svhn."""
     method: str = "single"
     """single | human | random | maxl | wa-maxl | rl | wa-rl"""
     lam: float = Field(1.0, ge=0)
     """λ, the auxiliary-loss weight (ignored by the weight-aware methods)."""
     epochs: int = Field(200, gt=0)
+    """Training epochs of the main network."""
     batch_size: int = Field(100, gt=0)
+    """Training batch size of the main network."""
     lr: float = Field(0.01, gt=0)
+    """Main network's SGD learning rate (no momentum, no weight decay)."""
     lr_step: int = Field(50, gt=0)
+    """StepLR: the learning rate is multiplied by lr_gamma every lr_step epochs."""
     lr_gamma: float = Field(0.5, gt=0, le=1)
+    """StepLR decay factor."""
     focal_gamma: float = Field(2.0, ge=0)
+    """Focal-loss exponent of the primary and auxiliary losses (0 = cross-entropy)."""
     psi: int = Field(5, gt=0)
     """Hierarchy factor: auxiliary classes per primary class (K = psi * C)."""
     train_size: int | None = Field(None, gt=0)
     """Images drawn (class-stratified) from the official train split; None = all."""
     test_size: int | None = Field(None, gt=0)
+    """Images drawn (class-stratified) from the official test split; None = all."""
     val_fraction: float = Field(0.1, gt=0, lt=1)
     """Share of the drawn training images held out (stratified) for model selection."""
     width: float = Field(1.0, gt=0, le=4)
     """Multiplier on VGG16's conv channels (1.0 = paper)."""
     seed: int = Field(0, ge=0)
+    """Seeds the split, initialisation, batch order, augmentation and agent."""
     data_root: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_ENV_VAR, "data")))
+    """Folder with the torchvision files or the offline subsets (default: $RLAUX_DATA, else ./data)."""
     download: bool = True
+    """Download a dataset that is missing under data_root (needs internet)."""
     offline_subsets: bool = True
     """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
     off, so a paper run can never train on a subset by accident)."""
     device: DeviceName = "auto"
+    """auto (CUDA when present, the GPU with the most free memory), cpu or cuda."""
     eval_batch_size: int = Field(1000, gt=0)
+    """Batch size of validation and test evaluation (memory only; results do not change)."""
     progress: bool = True
+    """Show progress bars."""
     out: Path = Path("runs/default")
+    """Run directory: config.json, history.csv, metrics.json, timing.json, best.pt, checkpoint.pt."""
     maxl: MaxlConfig = Field(default_factory=MaxlConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     errata: Errata = Field(default_factory=Errata)
@@ -151,15 +169,19 @@ class TrainConfig(_Strict):
     @model_validator(mode="after")
     def _compatible(self) -> TrainConfig:
         if self.method == "human" and self.dataset != "cifar100-20":
-            raise ValueError(f"method 'human' needs human auxiliary labels; dataset {self.dataset!r} has none "
-                             f"(use dataset cifar100-20)")
+            raise ValueError(
+                f"method 'human' needs human auxiliary labels; dataset {self.dataset!r} has none "
+                f"(use dataset cifar100-20)"
+            )
         if self.method == "human" and self.psi != 5:
             raise ValueError(f"method 'human' uses the 5 fine classes per superclass; set psi to 5, not {self.psi}")
         k = self.psi * NUM_CLASSES[self.dataset]
         if self.errata.broadcast_targets and (self.method not in ("rl", "wa-rl") or self.batch_size != k):
-            raise ValueError(f"errata.broadcast_targets needs method rl or wa-rl and K = batch_size (the authors' "
-                             f"CIFAR-100-20 runs had K = B = 100); got method {self.method!r}, K = {k}, "
-                             f"batch_size = {self.batch_size}")
+            raise ValueError(
+                f"errata.broadcast_targets needs method rl or wa-rl and K = batch_size (the authors' "
+                f"CIFAR-100-20 runs had K = B = 100); got method {self.method!r}, K = {k}, "
+                f"batch_size = {self.batch_size}"
+            )
         if self.errata.broadcast_targets and not self.errata.unmasked_soft_targets:
             raise ValueError("errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
                              "turn on errata.unmasked_soft_targets as well")
@@ -173,22 +195,34 @@ class TrainConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def _format(err: ValidationError) -> str:
-    lines = []
+def _has_path(layer: dict[str, Any], path: tuple) -> bool:
+    node: Any = layer
+    for part in path:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def _format(err: ValidationError, layers: tuple[dict[str, Any], ...] = (), sources: tuple[str, ...] = ()) -> str:
+    """One line: every offending key with what is wrong (and, given `sources`, where it came from)."""
+    parts = []
     for e in err.errors():
-        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        loc = tuple(e["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             parent = TrainConfig
-            for part in e["loc"][:-1]:
+            for part in loc[:-1]:
                 parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
             msg = f"unknown key; allowed keys here: {', '.join(parent.model_fields)}"
         elif e["type"] == "literal_error":
             msg = f"got {e.get('input')!r}; {msg.lower()}"
         elif "input" in e and e["type"] != "value_error":
             msg = f"got {e['input']!r}; {msg.lower()}"
-        lines.append(f"  {key}: {msg}")
-    return "invalid config:\n" + "\n".join(lines)
+        origin = [src for layer, src in zip(layers, sources) if src and loc and _has_path(layer, loc)]
+        parts.append(f"{key}: {msg}" + (f" (from {origin[-1]})" if origin else ""))
+    return one_line("invalid config: " + "; ".join(parts))
 
 
 def _deep_merge(base: dict, update: dict) -> dict:
@@ -198,21 +232,44 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def build_config(*layers: dict[str, Any]) -> TrainConfig:
-    """Merge dict layers (later wins, nested dicts merged) and validate them as one config."""
+def build_config(*layers: dict[str, Any], sources: tuple[str, ...] = ()) -> TrainConfig:
+    """Merge dict layers (later wins, nested dicts merged) and validate them as one config.
+
+    `sources` optionally names each layer (a file name, "command line") for the error message.
+    """
     merged: dict[str, Any] = {}
-    for layer in layers:
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, dict):
+            where = sources[i] if i < len(sources) and sources[i] else "a config layer"
+            raise ConfigError(f"{where} must hold a mapping of config keys to values, not {type(layer).__name__}")
         merged = _deep_merge(merged, layer)
     try:
         return TrainConfig.model_validate(merged)
     except ValidationError as err:
-        raise ConfigError(_format(err)) from None
+        raise ConfigError(_format(err, layers, sources)) from None
+
+
+def read_yaml(path: Path, what: str = "config file") -> Any:
+    """Parse a YAML file; a missing, unreadable or unparseable file is a ConfigError naming file and line."""
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a directory" if path.is_dir() else "does not exist"
+        raise ConfigError(f"{what} {path} {problem}; check the path")
+    try:
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{what} {path} is not UTF-8 text (byte {err.start}); save it as a UTF-8 YAML file") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError(
+            one_line(f"{what} {path} is not valid YAML{where}: {problem}; fix the syntax there")
+        ) from None
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
-    if not Path(path).is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    data = read_yaml(path) or {}
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys to values")
+        raise ConfigError(f"config file {path} must hold a mapping of config keys to values, not {type(data).__name__}")
     return data

@@ -9,17 +9,18 @@ whole split fits on the device and batches are slices of a permutation.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from torch import Tensor
 from torchvision import datasets as tvd
+from torchvision.datasets.utils import check_integrity
 
 from rlaux.config import DATA_ENV_VAR, NUM_CLASSES, TrainConfig
-from rlaux.errors import DatasetNotFoundError
+from rlaux.errors import ConfigError, DataFileError, DatasetNotFoundError, one_line
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Split:
         return Split(self.x[idx], self.y[idx], None if self.aux is None else self.aux[idx])
 
     def to(self, device: torch.device | str) -> Split:
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device)
         return Split(move(self.x), move(self.y), move(self.aux))
 
 
@@ -64,7 +65,7 @@ def _split(x: np.ndarray, y, aux=None, channels_last: bool = True) -> Split:
     xt = torch.from_numpy(np.ascontiguousarray(x))
     if channels_last:
         xt = xt.permute(0, 3, 1, 2).contiguous()
-    to_long = lambda a: None if a is None else torch.as_tensor(np.asarray(a), dtype=torch.int64)  # noqa: E731
+    to_long = lambda a: None if a is None else torch.as_tensor(np.asarray(a), dtype=torch.int64)
     return Split(xt, to_long(y), to_long(aux))
 
 
@@ -75,18 +76,133 @@ def _find_npz(root: Path, name: str) -> Path | None:
     return None
 
 
+def _expected_files(factory: Callable[..., object], root: Path, kw: dict) -> list[tuple[Path, str]]:
+    """The files (and md5 sums) torchvision's integrity check wants for this dataset."""
+    if hasattr(factory, "train_list"):  # CIFAR-10 / CIFAR-100: one folder of pickles
+        folder = root / factory.base_folder  # type: ignore[attr-defined]
+        listed = factory.train_list + factory.test_list  # type: ignore[attr-defined]
+        files = [(folder / name, md5) for name, md5 in listed]
+        return files + [(folder / factory.meta["filename"], factory.meta["md5"])]  # type: ignore[attr-defined]
+    if hasattr(factory, "split_list"):  # SVHN: one .mat file per split
+        _, name, md5 = factory.split_list[kw["split"]]  # type: ignore[attr-defined]
+        return [(root / name, md5)]
+    return []
+
+
 def _torchvision(factory: Callable[..., object], root: Path, download: bool, name: str, **kw):
-    """Build a torchvision dataset; a missing dataset or failed download becomes one clear error."""
+    """Build a torchvision dataset; a missing dataset or failed download becomes one clear error,
+    and so does a torchvision layout that exists but is incomplete or corrupted."""
     try:
         return factory(root=str(root), download=download, **kw)
-    except Exception as err:  # torchvision raises RuntimeError (missing) or URLError/OSError (offline)
+    except Exception as err:  # noqa: BLE001  torchvision: RuntimeError (missing/corrupt) or URLError/OSError (offline)
         how = "the download failed" if download else "download is off"
+        files = _expected_files(factory, root, kw)
+        data_files = files[:-1] if hasattr(factory, "train_list") else files
+        if any(path.exists() for path, _ in data_files):  # there, but incomplete or corrupted
+            missing = [path.name for path, _ in files if not path.exists()]
+            corrupt = [path.name for path, md5 in files if path.exists() and not check_integrity(str(path), md5)]
+            what = "; ".join(
+                part
+                for part in (
+                    f"missing: {', '.join(missing)}" if missing else "",
+                    f"corrupted (md5 mismatch): {', '.join(corrupt)}" if corrupt else "",
+                )
+                if part
+            )
+            place = files[0][0].parent
+            raise DatasetNotFoundError(
+                one_line(
+                    f"dataset {name!r}: the torchvision files under {place.resolve()} are incomplete or corrupted "
+                    f"({what or err}) and {how}. Fix: delete "
+                    f"{place.resolve() if place != root else ', '.join(p.name for p, _ in files)} and download again "
+                    f"(--download true, with internet access), or point --data-root at a complete copy"
+                )
+            ) from None
         raise DatasetNotFoundError(
-            f"dataset {name!r} not found under data root {root.resolve()} and {how} ({err}). "
-            f"Fix: point --data-root (params key `data_root`, or ${DATA_ENV_VAR}) at a folder holding "
-            f"the torchvision files or the offline subsets (e.g. ../shared/data), or run once "
-            f"with internet access and download on."
+            one_line(
+                f"dataset {name!r} not found under data root {root.resolve()} and {how} ({err}). "
+                f"Fix: point --data-root (params key `data_root`, or ${DATA_ENV_VAR}) at a folder holding "
+                f"the torchvision files or the offline subsets (e.g. ../shared/data), or run once "
+                f"with internet access and download on."
+            )
         ) from None
+
+
+# The arrays an offline subset must hold: name -> (label range or None for images).
+NPZ_ARRAYS: dict[str, dict[str, int | None]] = {
+    "cifar10": {"x_train": None, "y_train": 10, "x_test": None, "y_test": 10},
+    "cifar100": {
+        "x_train": None,
+        "y_train": 100,
+        "y_train_coarse": 20,
+        "x_test": None,
+        "y_test": 100,
+        "y_test_coarse": 20,
+    },
+}
+
+
+def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
+    """Read and check an offline subset: a readable archive with the right arrays, dtypes, shapes and labels.
+
+    Every problem is a `DataFileError` naming the file, the array and the fix.
+    """
+    fix = f"replace {path} with a good copy (see shared/data/README.md for its layout), or point --data-root elsewhere"
+    wanted = NPZ_ARRAYS[name]
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in wanted if k not in archive.files]
+            if missing:
+                raise DataFileError(
+                    f"data file {path} lacks the arrays {', '.join(missing)} (it has "
+                    f"{', '.join(archive.files) or 'none'}); {fix}"
+                )
+            arrays = {k: archive[k] for k in wanted}
+    except DataFileError:
+        raise
+    except Exception as err:  # noqa: BLE001  a damaged file fails in many ways (zip, zlib, npy header, EOF, size)
+        raise DataFileError(
+            one_line(
+                f"data file {path} cannot be read ({type(err).__name__}: {err}); it is "
+                f"truncated, corrupted or not an .npz archive; {fix}"
+            )
+        ) from None
+    for split in ("train", "test"):
+        x = arrays[f"x_{split}"]
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+            raise DataFileError(
+                f"data file {path}: x_{split} must be uint8 images of shape (N, 32, 32, 3), got "
+                f"{x.dtype} {x.shape}; {fix}"
+            )
+        if len(x) == 0:
+            raise DataFileError(f"data file {path}: x_{split} holds no images; {fix}")
+        for key in [k for k in wanted if k.startswith(f"y_{split}")]:
+            y, classes = arrays[key], wanted[key]
+            if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
+                raise DataFileError(
+                    f"data file {path}: {key} must be a 1-d integer label array, got {y.dtype} {y.shape}; {fix}"
+                )
+            if len(y) != len(x):
+                raise DataFileError(
+                    f"data file {path}: {key} has {len(y)} labels for {len(x)} images in x_{split}; {fix}"
+                )
+            if y.min() < 0 or y.max() >= classes:  # type: ignore[operator]
+                raise DataFileError(
+                    f"data file {path}: {key} has labels {y.min()}..{y.max()}, but {name} has "
+                    f"{classes} classes (0..{classes - 1}); is this the right file? {fix}"
+                )
+    if name == "cifar100":
+        fine = np.concatenate([arrays["y_train"], arrays["y_test"]])
+        coarse = np.concatenate([arrays["y_train_coarse"], arrays["y_test_coarse"]])
+        pairs = set(zip(fine.tolist(), coarse.tolist()))
+        per_fine = {f for f, _ in pairs}
+        per_coarse = np.bincount([c for _, c in pairs], minlength=20)
+        if len(pairs) != len(per_fine) or per_coarse.max() > 5:
+            raise DataFileError(
+                f"data file {path}: y_*/y_*_coarse do not follow CIFAR-100's hierarchy (each fine "
+                f"class in one superclass, at most 5 per superclass); {fix}"
+            )
+    return arrays
 
 
 def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
@@ -101,7 +217,7 @@ def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
 def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
     npz = _find_npz(root, "cifar10") if subsets else None
     if npz is not None and not (root / "cifar-10-batches-py" / "data_batch_1").exists():
-        d = np.load(npz)
+        d = read_npz(npz, "cifar10")
         return _split(d["x_train"], d["y_train"]), _split(d["x_test"], d["y_test"])
     tr, te = (_torchvision(tvd.CIFAR10, root, download, "cifar10", train=t) for t in (True, False))
     return _split(tr.data, tr.targets), _split(te.data, te.targets)
@@ -111,7 +227,7 @@ def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split,
     """Primary = the 20 superclasses; human auxiliary task = the 100 fine classes, 5 per superclass."""
     npz = _find_npz(root, "cifar100") if subsets else None
     if npz is not None and not (root / "cifar-100-python" / "train").exists():
-        d = np.load(npz)
+        d = read_npz(npz, "cifar100")
         parts = [(d[f"x_{s}"], d[f"y_{s}"], d[f"y_{s}_coarse"]) for s in ("train", "test")]
     else:
         parts = []
@@ -131,13 +247,16 @@ def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]
     return tuple(_split(d.data, d.labels, channels_last=False) for d in (tr, te))  # type: ignore[return-value]
 
 
-CIFAR_NORM = dict(mean=(0.5, 0.5, 0.5), std=(0.2, 0.2, 0.2))
+CIFAR_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.2, 0.2, 0.2)}
 DATASETS: dict[str, DatasetInfo] = {
     "cifar100-20": DatasetInfo(num_classes=NUM_CLASSES["cifar100-20"], flip=True, load=_load_cifar100_20, **CIFAR_NORM),
     "cifar10": DatasetInfo(num_classes=NUM_CLASSES["cifar10"], flip=True, load=_load_cifar10, **CIFAR_NORM),
     "svhn": DatasetInfo(
-        num_classes=NUM_CLASSES["svhn"], flip=False, load=_load_svhn,
-        mean=(0.4377, 0.4438, 0.4728), std=(0.1980, 0.2010, 0.1970),
+        num_classes=NUM_CLASSES["svhn"],
+        flip=False,
+        load=_load_svhn,
+        mean=(0.4377, 0.4438, 0.4728),
+        std=(0.1980, 0.2010, 0.1970),
     ),
 }
 
@@ -162,13 +281,30 @@ def stratified_indices(labels: Tensor, size: int, generator: torch.Generator) ->
 def load_splits(cfg: TrainConfig) -> Splits:
     """Train / validation / test splits, seeded by `cfg.seed`, on the CPU."""
     info = DATASETS[cfg.dataset]
-    train, test = info.load(Path(cfg.data_root), cfg.download, cfg.offline_subsets)
+    root = Path(cfg.data_root)
+    if root.exists() and not root.is_dir():
+        raise DatasetNotFoundError(
+            f"data root {root} is a file, not a folder; point --data-root (or ${DATA_ENV_VAR}) "
+            f"at the folder that holds the datasets"
+        )
+    train, test = info.load(root, cfg.download, cfg.offline_subsets)
+    for key, split, size in (("train_size", train, cfg.train_size), ("test_size", test, cfg.test_size)):
+        if size is not None and size > len(split):
+            raise ConfigError(
+                f"{key} {size} is more than the {len(split)} images {cfg.dataset!r} has under "
+                f"{root}; lower --{key.replace('_', '-')} (or leave it unset for all)"
+            )
     g = torch.Generator().manual_seed(cfg.seed)
     if cfg.train_size is not None:
         train = train.take(stratified_indices(train.y, cfg.train_size, g))
     if cfg.test_size is not None:
         test = test.take(stratified_indices(test.y, cfg.test_size, g))
     n_val = max(info.num_classes, round(cfg.val_fraction * len(train)))
+    if n_val >= len(train):
+        raise ConfigError(
+            f"train_size {len(train)} leaves no training images after the validation split "
+            f"({n_val} images, at least one per class); raise --train-size or lower --val-fraction"
+        )
     val_idx = stratified_indices(train.y, n_val, g)
     keep = torch.ones(len(train), dtype=torch.bool)
     keep[val_idx] = False

@@ -6,14 +6,15 @@ fractions in [0, 1] (as in the paper's Figures 11-12).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from sklearn.metrics import normalized_mutual_info_score, precision_recall_fscore_support
 from torch import Tensor, nn
 
 from rlaux.data import Split, Splits
+from rlaux.errors import CheckpointError, ConfigError, one_line
 from rlaux.methods.base import AuxTargets
 from rlaux.models import predict
 
@@ -25,11 +26,15 @@ def scores(pred: Tensor, y: Tensor) -> dict[str, float]:
     return {"acc": 100.0 * (pred == y).float().mean().item(), "precision": float(p), "recall": float(r), "f1": float(f)}
 
 
-def evaluate_split(model: nn.Module, split: Split, prepare: Callable[[Tensor], Tensor], batch_size: int) -> dict[str, float]:
+def evaluate_split(
+    model: nn.Module, split: Split, prepare: Callable[[Tensor], Tensor], batch_size: int
+) -> dict[str, float]:
     return scores(predict(model, split.x, batch_size, prepare), split.y)
 
 
-def evaluate_epoch(model: nn.Module, data: Splits, prepare: Callable[[Tensor], Tensor], batch_size: int) -> dict[str, float]:
+def evaluate_epoch(
+    model: nn.Module, data: Splits, prepare: Callable[[Tensor], Tensor], batch_size: int
+) -> dict[str, float]:
     val = evaluate_split(model, data.val, prepare, batch_size)
     test = evaluate_split(model, data.test, prepare, batch_size)
     return {"val_acc": val["acc"]} | {f"test_{k}": v for k, v in test.items()}
@@ -102,27 +107,70 @@ def timing(history: list[dict], train_images: int, device: torch.device) -> dict
 
 def reevaluate(run_dir: Path, data_root: Path | None = None, device: str | None = None) -> dict:
     """Recompute a finished run's test scores from its best-validation checkpoint."""
-    import csv
     import json
 
     from rlaux.augment import BatchAugment
-    from rlaux.io import write_json
+    from rlaux.checkpoint import read_weights
     from rlaux.config import build_config
     from rlaux.data import load_splits
+    from rlaux.io import write_json
     from rlaux.training import new_model, resolve_device
 
-    snapshot = json.loads((run_dir / "config.json").read_text())
-    cfg = build_config(snapshot, {"data_root": str(data_root)} if data_root else {}, {"device": device} if device else {})
-    with open(run_dir / "history.csv") as f:
-        history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()} for r in csv.DictReader(f)]
+    run_dir = Path(run_dir)
+    fix = f"re-run training into {run_dir} (or pass the right run directory)"
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run directory {run_dir} does not exist; pass the --out of a finished `rlaux train`")
+    for name in ("config.json", "history.csv", "best.pt"):
+        if not (run_dir / name).is_file():
+            raise CheckpointError(f"{run_dir / name} is missing, so {run_dir} is not a finished run; {fix}")
+    try:
+        snapshot = json.loads((run_dir / "config.json").read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(one_line(f"{run_dir / 'config.json'} is not valid JSON ({err}); {fix}")) from None
+    if not isinstance(snapshot, dict):
+        raise CheckpointError(f"{run_dir / 'config.json'} must hold a config mapping; {fix}")
+    try:
+        cfg = build_config(
+            snapshot, {"data_root": str(data_root)} if data_root else {}, {"device": device} if device else {}
+        )
+    except ConfigError as err:
+        raise CheckpointError(f"{run_dir / 'config.json'} (written by another rlaux version?): {err}; {fix}") from None
+    history = _read_history(run_dir / "history.csv", fix)
     data = load_splits(cfg)
     on = resolve_device(cfg.device)
     model = new_model(cfg, data.info.num_classes).to(on)
-    model.load_state_dict(torch.load(run_dir / "best.pt", map_location=on))
+    model.load_state_dict(read_weights(run_dir / "best.pt", model, on, fix))
     test = evaluate_split(model, data.test.to(on), BatchAugment(data.info).normalize, cfg.eval_batch_size)
-    metrics = summarize(history) | {"test_acc_best_val": test["acc"], "precision": test["precision"],
-                                    "recall": test["recall"], "f1": test["f1"]}
+    metrics = summarize(history) | {
+        "test_acc_best_val": test["acc"],
+        "precision": test["precision"],
+        "recall": test["recall"],
+        "f1": test["f1"],
+    }
     metrics["best_val_epoch"] = int(metrics["best_val_epoch"])
     metrics["epochs"] = int(metrics["epochs"])
     write_json(run_dir / "metrics.json", metrics | {"config": cfg.snapshot()})
     return metrics
+
+
+HISTORY_COLUMNS = ("epoch", "val_acc", "test_acc", "test_precision", "test_recall", "test_f1")
+
+
+def _read_history(path: Path, fix: str) -> list[dict]:
+    """history.csv as rows of floats; a damaged file is a CheckpointError naming it."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        missing = [c for c in HISTORY_COLUMNS if not rows or c not in rows[0]]
+        if missing:
+            raise CheckpointError(f"{path} lacks the columns {', '.join(missing)} (or has no rows); {fix}")
+        history = [{k: float(v) if v not in ("", None) else None for k, v in r.items()} for r in rows]
+    except CheckpointError:
+        raise
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error) as err:
+        raise CheckpointError(one_line(f"{path} cannot be read ({type(err).__name__}: {err}); {fix}")) from None
+    if any(r[c] is None for r in history for c in HISTORY_COLUMNS):
+        raise CheckpointError(f"{path} has empty cells in {', '.join(HISTORY_COLUMNS)}; {fix}")
+    return history

@@ -24,10 +24,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from rlaux import checkpoint, evaluation
-from rlaux.io import write_json
 from rlaux.augment import BatchAugment
 from rlaux.config import TrainConfig
 from rlaux.data import Splits, load_splits
+from rlaux.errors import CheckpointError, ConfigError
+from rlaux.io import write_json
 from rlaux.losses import combine_aux, focal_loss
 from rlaux.methods import make_method
 from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
@@ -41,7 +42,7 @@ def resolve_device(name: str) -> torch.device:
     """auto: CUDA when present; with several GPUs, the one with the most free memory, so that
     parallel workers of DVC's experiment queue spread over the GPUs."""
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but CUDA is not available; use --device cpu or auto")
+        raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     index = max(range(torch.cuda.device_count()), key=lambda i: torch.cuda.mem_get_info(i)[0]) if name == "auto" else 0
@@ -118,7 +119,9 @@ class Trainer:
     def num_batches(self) -> int:
         return -(-len(self.data.train) // self.cfg.batch_size)
 
-    def train_step(self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, targets: AuxTargets) -> Tensor:
+    def train_step(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, targets: AuxTargets
+    ) -> Tensor:
         """One SGD step of `model` on the batch; returns the detached loss (no host sync)."""
         model.train()
         loss = total_loss(model(batch.x), batch.y, targets, self.cfg)
@@ -144,8 +147,9 @@ def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, fl
     trainer.scheduler.step()
     row["train_loss"] = loss_sum.item() / trainer.num_batches()
     if not math.isfinite(row["train_loss"]):
-        raise FloatingPointError(f"{cfg.method} diverged in epoch {epoch + 1} (train loss {row['train_loss']}); "
-                                 f"lower lr (now {cfg.lr})")
+        raise FloatingPointError(
+            f"{cfg.method} diverged in epoch {epoch + 1} (train loss {row['train_loss']}); lower lr (now {cfg.lr})"
+        )
     return row
 
 
@@ -156,19 +160,33 @@ def build_run(cfg: TrainConfig, data: Splits | None = None) -> tuple[Trainer, Au
 
 
 def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) -> dict:
-    """Train one run into `cfg.out`; returns its metrics (also written to metrics.json)."""
+    """Train one run into `cfg.out`; returns its metrics (also written to metrics.json).
+
+    Everything the user handed in (data, and with `resume` the whole run directory) is
+    checked before the first file is written: a bad input raises a `UserError` and leaves
+    the run directory as it was.
+    """
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out} is a file, not a run directory; use another --out")
     trainer, method = build_run(cfg, data)
     history: list[dict] = []
     start = 0
-    if resume and checkpoint.exists(out):
-        start, history = checkpoint.load(out, cfg, trainer, method)
+    if resume:
+        state = checkpoint.read_run(out, cfg, trainer.model, trainer.device)
+        if state is not None:
+            start, history = checkpoint.restore(state, out, trainer, method)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.snapshot())
 
     prepare = trainer.augment.normalize
-    epochs = tqdm(range(start, cfg.epochs), desc=f"{cfg.method}/{cfg.dataset}", disable=not cfg.progress,
-                  initial=start, total=cfg.epochs)
+    epochs = tqdm(
+        range(start, cfg.epochs),
+        desc=f"{cfg.method}/{cfg.dataset}",
+        disable=not cfg.progress,
+        initial=start,
+        total=cfg.epochs,
+    )
     for epoch in epochs:
         t0 = time.perf_counter()
         row: dict = {"epoch": epoch + 1, "lr": trainer.optimizer.param_groups[0]["lr"]}

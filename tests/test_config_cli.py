@@ -21,7 +21,10 @@ from rlaux.methods import METHODS
         ({"maxl": {"order": 3}}, ["maxl.order", "3"]),
         ({"errata": {"frozen_head": True}}, ["errata.frozen_head", "frozen_heads"]),
         ({"method": "human", "dataset": "cifar10"}, ["human", "cifar10", "cifar100-20"]),
-        ({"method": "rl", "dataset": "cifar10", "errata": {"broadcast_targets": True}}, ["broadcast_targets", "K = 50"]),
+        (
+            {"method": "rl", "dataset": "cifar10", "errata": {"broadcast_targets": True}},
+            ["broadcast_targets", "K = 50"],
+        ),
     ],
 )
 def test_bad_values_are_named(layer, names):
@@ -71,5 +74,48 @@ def test_yaml_config_unknown_key_rejected(tmp_path, capsys):
 def test_missing_data_fails_before_writing(tmp_path, capsys):
     out = tmp_path / "run"
     with pytest.raises(SystemExit):
-        main(["train", "--dataset", "svhn", "--data-root", str(tmp_path / "nowhere"), "--download", "false", "--out", str(out)])
+        main(
+            [
+                "train",
+                "--dataset",
+                "svhn",
+                "--data-root",
+                str(tmp_path / "nowhere"),
+                "--download",
+                "false",
+                "--out",
+                str(out),
+            ]
+        )
     assert "svhn" in capsys.readouterr().err and not out.exists()
+
+
+def test_train_help_explains_every_key_in_groups(capsys):
+    from pydantic import BaseModel
+
+    from rlaux.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for group in ("run:", "data:", "model:", "MAXL:", "RL:", "errata:"):
+        assert group in text
+    assert "defaults follow the paper's text" in text
+    for name, field in TrainConfig.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            fields = [(f"{name}.{sub}", f) for sub, f in field.annotation.model_fields.items()]
+        else:
+            fields = [(name, field)]
+        for key, f in fields:
+            assert f.description, f"{key} has no docstring"
+            flag = "--" + key.replace("_", "-")
+            assert f"{flag} " in text and " ".join(f.description.split())[:30] in text, key
+
+
+def test_one_line_messages_for_yaml_syntax(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: cifar10\nlr: [0.1\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(cfg), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and str(cfg) in err and "line" in err

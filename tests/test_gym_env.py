@@ -1,0 +1,79 @@
+"""`import rlaux` registers rlaux/AuxTask-v0; gym.make builds it from plain keywords; the README's SB3 example runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import rlaux
+from rlaux.errors import ConfigError
+from rlaux.methods.rl import ENV_ID
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def data_env(monkeypatch, data_root):
+    monkeypatch.setenv("RLAUX_DATA", str(data_root))
+
+
+def test_import_rlaux_registers_the_env_without_loading_torch():
+    code = (
+        "import sys, gymnasium, rlaux; assert 'torch' not in sys.modules; print(gymnasium.spec('rlaux/AuxTask-v0').id)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": ""},
+    )
+    assert out.stdout.strip() == ENV_ID == rlaux.ENV_ID
+
+
+def test_gym_make_from_keywords_passes_both_checkers(data_env):
+    env = gym.make(ENV_ID, train_size=200, test_size=100, width=0.125, seed=1)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (3, 32, 32) and obs.dtype == np.float32
+    assert env.unwrapped.trainer.cfg.dataset == "cifar10" and env.action_space == gym.spaces.Discrete(50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped)
+
+
+def test_gym_make_takes_nested_keys_and_the_weight_aware_method(data_env):
+    env = gym.make(ENV_ID, train_size=200, method="wa-rl", rl={"weight_bins": 5}).unwrapped
+    assert env.action_space == gym.spaces.MultiDiscrete([50, 5])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [({"trian_size": 200}, "trian_size"), ({"method": "single"}, "method"), ({"train_size": -1}, "train_size")],
+)
+def test_gym_make_rejects_bad_keywords_by_name(kwargs, name):
+    with pytest.raises(ConfigError, match=name):
+        gym.make(ENV_ID, **kwargs)
+
+
+def readme_example() -> str:
+    text = (REPO / "README.md").read_text()
+    match = re.search(r"<!-- sb3-example -->\s*```python\n(.*?)```", text, re.DOTALL)
+    assert match, "README lost its SB3 example"
+    return match.group(1)
+
+
+def test_readme_sb3_example_runs(data_env):
+    namespace: dict = {}
+    exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102  the README is ours
+    assert namespace["agent"].num_timesteps >= 200
