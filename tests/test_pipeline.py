@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -30,10 +31,42 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.run_config("c10-wa-rl", 1).width == 0.125
     params.profile = "paper"
     cfg = params.run_config("c100-maxl-lam2", 1)
-    assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (2.0, True, 1, "runs/c100-maxl-lam2/s1")
+    assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (2.0, True, 1, "runs/paper/c100-maxl-lam2/s1")
     paper = params.run_config("svhn-wa-rl", 2)
     assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
     assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80
+    assert params.run_config("c10-rl", 3) is None  # the paper profile keeps 3 seeds
+
+
+def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    assert params.seeds() == [0, 1, 2, 3, 4]
+    active = {exp for exp, _, _ in params.active_runs()}
+    assert active == {"c10-single", "c10-random", "c10-random-lam8", "c10-maxl", "c10-wa-maxl", "c10-rl", "c10-wa-rl"}
+    cfg = params.run_config("c10-random-lam8", 4)
+    assert (cfg.dataset, cfg.method, cfg.lam, cfg.lr, cfg.batch_size, cfg.focal_gamma) == ("cifar10", "random", 8.0, 0.01, 100, 2.0)
+    assert str(cfg.out) == "runs/study/c10-random-lam8/s4"
+    assert params.run_config("c10-rl-asrun", 0) is None and params.run_config("c100-rl", 0) is None
+    asrun = params.experiments["c10-rl-asrun"]["errata"]
+    assert asrun == {"frozen_heads": True, "scalar_value": True, "softmax_features": True, "softmax_reward": True}
+
+
+def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
+    from rlaux.experiments import write_plans
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paths = write_plans(params, tmp_path)
+    assert len(paths) == len(params.experiments) * len(params.seed_pool)
+    before = {p.name: p.read_text() for p in paths}
+    plan = json.loads((tmp_path / "c10-rl-s4.json").read_text())
+    assert plan["active"] and plan["config"]["width"] == 0.125 and "data_root" not in plan["config"]
+    assert json.loads((tmp_path / "c100-rl-s0.json").read_text())["active"] is False
+    params.profiles["smoke"].settings["width"] = 0.5  # another profile's edit leaves every plan as it was
+    params.experiments["c100-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
+    write_plans(params, tmp_path)
+    assert {p.name: p.read_text() for p in paths} == before
 
 
 def test_every_paper_number_refers_to_an_experiment():
@@ -117,6 +150,8 @@ TINY_PARAMS = {
     "profiles": {
         "tiny": {"seeds": 1, "settings": {"width": 0.0625, "device": "cpu", "progress": False, "epochs": 1},
                  "datasets": {"cifar10": {"train_size": 300, "test_size": 200}}},
+        "other": {"seeds": 2, "settings": {"width": 0.0625, "device": "cpu", "progress": False, "epochs": 1},
+                  "datasets": {"cifar10": {"train_size": 300, "test_size": 200}}, "only": ["c10-single"]},
         "paper": {"seeds": 2, "settings": {}, "datasets": {"cifar10": {}}},
     },
     "experiments": {"c10-single": {"dataset": "cifar10", "method": "single"},
@@ -127,7 +162,7 @@ TINY_PARAMS = {
 def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
     env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
                         "GIT_COMMITTER_EMAIL": "t@t", "RLAUX_DATA": str(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))}
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    res = subprocess.run(cmd, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
 
@@ -137,7 +172,7 @@ def tiny_project(tmp_path, data_root):
     """A copy of the pipeline (code, dvc.yaml, paper numbers) with a two-run params.yaml, as a git+DVC repo."""
     proj = tmp_path / "proj"
     shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("dvc.yaml", "paper_tables/paper.csv", "pyproject.toml", "README.md"):
+    for f in ("dvc.yaml", "paper_tables/paper.csv", "pyproject.toml", "README.md", ".gitignore"):
         (proj / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, proj / f)
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
@@ -154,8 +189,10 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     proj = tiny_project
     first = _sh(proj, "dvc", "repro")
     assert "Running stage 'train@c10-single-0'" in first and "Running stage 'train@c10-single-1'" in first
-    assert sorted(p.name for p in (proj / "figures").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
-    assert "c10-single" in (proj / "paper_tables" / "reproduction.md").read_text()
+    assert sorted(p.name for p in (proj / "figures" / "tiny").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
+    assert "c10-single" in (proj / "paper_tables" / "tiny" / "reproduction.md").read_text()
+    assert (proj / "paper_tables" / "tiny" / "README.md").is_file()
+    assert (proj / "runs" / "tiny" / "c10-single" / "s0" / "machine.json").is_file()
     assert "Running stage" not in _sh(proj, "dvc", "repro")  # second run does nothing
     assert "test_acc_last15" in _sh(proj, "dvc", "metrics", "show")
     _sh(proj, "git", "add", "-A")
@@ -177,6 +214,39 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     final = _sh(proj, "dvc", "exp", "run", "-S", override)
     for stage in ("train@c10-single-0", "train@c10-random-0"):
         assert f"Stage '{stage}' is cached - skipping run" in final
-    runs = pd.read_csv(proj / "results" / "runs.csv")
+    runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
-    assert (proj / "runs" / "c10-random" / "s0" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert (runs.seconds_per_epoch > 0).all() and runs.in_block.isna().all()  # random labels log no diagnostics
+    assert (proj / "runs" / "tiny" / "c10-random" / "s0" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def _train_stages(status: str) -> list[str]:
+    return [line.strip().rstrip(":") for line in status.splitlines() if line.startswith("train@")]
+
+
+@pytest.mark.slow
+def test_editing_another_profile_leaves_trained_runs_up_to_date(tiny_project):
+    """Each train stage depends on its own resolved config, not on the whole `profiles` block."""
+    proj = tiny_project
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["experiments"]["c10-single"]["lam"] = 1.0  # keeps the run identical, but touches `experiments`
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    _sh(proj, "dvc", "exp", "run", "-S", "profile=other")  # a study-like profile: 2 seeds, only c10-single
+    assert (proj / "paper_tables" / "other" / "README.md").is_file()
+    assert not (proj / "paper_tables" / "tiny").exists()  # nothing of another profile is written
+    assert "Data and pipelines are up to date" in _sh(proj, "dvc", "status")
+
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["profiles"]["tiny"]["settings"]["epochs"] = 3  # edit the inactive profile and an inactive experiment
+    params["profiles"]["paper"]["seeds"] = 1
+    params["experiments"]["c10-random"]["lam"] = 2.0
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _train_stages(_sh(proj, "dvc", "status")) == []
+    rerun = _sh(proj, "dvc", "repro")  # the plans are rewritten, unchanged: no run trains again
+    assert "Running stage 'data'" in rerun and "Running stage 'train@" not in rerun, rerun
+    assert _train_stages(_sh(proj, "dvc", "status")) == []
+
+    params["profiles"]["other"]["settings"]["epochs"] = 2  # edit the active profile: its runs are out of date
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    _sh(proj, "dvc", "repro", "--single-item", "data")
+    assert _train_stages(_sh(proj, "dvc", "status")) == ["train@c10-single-0", "train@c10-single-1"]
