@@ -17,7 +17,7 @@ import yaml
 from rlaux.errors import ConfigError
 from rlaux.experiments import load_params
 from rlaux.report.figures import FIGURES, write_figures
-from rlaux.report.tables import claims, mean_ci, reproduction
+from rlaux.report.tables import CLAIMS, all_claims, claims, cost, mean_ci, reproduction
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,20 +118,97 @@ def test_claims_paired_test_in_plain_words():
     rows = []
     for seed, (rl, maxl, human) in enumerate([(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]):
         rows += [("c100-rl", seed, rl, 0, 0, 0), ("c100-maxl", seed, maxl, 0, 0, 0), ("c100-human", seed, human, 0, 0, 0)]
-    table = claims(_runs(rows)).set_index("claim")
-    assert table.loc["RL-AUX matches MAXL (RL >= MAXL - 0.5 pp), CIFAR-100-20", "verdict"] == "holds (p < 0.05)"
-    assert table.loc["RL-AUX beats the human auxiliary task", "verdict"].startswith("does not hold")
-    assert table.loc["WA-RL beats RL-AUX, CIFAR-100-20", "verdict"] == "not run in this profile"
+    table = claims(_runs(rows), profile="smoke").set_index(["claim", "dataset"])
+    assert table.loc[("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "cifar100-20"), "verdict"] == "holds (p < 0.05)"
+    assert table.loc[("RL-AUX beats the human auxiliary task", "cifar100-20"), "verdict"].startswith("does not hold")
+    assert table.loc[("WA-RL beats RL-AUX", "cifar100-20"), "verdict"] == "not run in this profile"
+    assert (table.profile == "smoke").all() and (table.metric == "test_acc_last15").all()
 
 
-def test_best_constant_lambda_control_is_chosen_on_validation_not_test():
+def test_cifar10_claims_of_the_study_are_all_there():
+    c10 = {(c.text, c.better, c.worse, c.margin) for c in CLAIMS if c.dataset == "cifar10"}
+    assert c10 == {("RL-AUX beats single-task learning", "c10-rl", "c10-single", 0.0),
+                   ("RL-AUX beats fixed random in-block labels", "c10-rl", "c10-random", 0.0),
+                   ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "c10-rl", "c10-maxl", 0.5),
+                   ("MAXL beats single-task learning", "c10-maxl", "c10-single", 0.0),
+                   ("WA-RL beats RL-AUX", "c10-wa-rl", "c10-rl", 0.0),
+                   ("WA-MAXL beats MAXL", "c10-wa-maxl", "c10-maxl", 0.0),
+                   ("WA-RL's gain is more than a constant λ (WA-RL > constant-λ control)", "c10-wa-rl", "c10-random-lam8", 0.0)}
+    params = load_params(REPO / "params.yaml")
+    assert {e for c in CLAIMS for e in (c.better, c.worse) if not e.startswith("best:")} <= set(params.experiments)
+
+
+def _synthetic_runs() -> pd.DataFrame:
+    """c10-rl beats c10-single by exactly +2 pp on last15 (seed noise cancels in the pairs), ties on best_val."""
     rows = []
-    for seed in range(3):
-        rows += [{"experiment": "c100-wa-rl", "seed": seed, "test_acc_last15": 60.0 + seed, "val_acc_best": 60.0},
-                 {"experiment": "c100-human-lam8", "seed": seed, "test_acc_last15": 50.0, "val_acc_best": 70.0},
-                 {"experiment": "c100-random-lam8", "seed": seed, "test_acc_last15": 65.0, "val_acc_best": 40.0}]
-    table = claims(pd.DataFrame(rows)).set_index("worse")
-    assert "c100-human-lam8" in table.index and "c100-random-lam8" not in table.index
+    for seed, noise in enumerate([0.0, 1.0, -1.0, 0.5, -0.5]):
+        for exp, method, acc, spe in (("c10-single", "single", 50.0, 2.0), ("c10-rl", "rl", 52.0, 27.0),
+                                      ("c10-maxl", "maxl", 51.0, 18.0)):
+            rows.append({"experiment": exp, "seed": seed, "dataset": "cifar10", "method": method, "lam": 1.0,
+                         "test_acc_last15": acc + noise + (0.1 * seed if exp == "c10-rl" else 0.0),
+                         "test_acc_best_val": 50.0 + noise + (0.1 * seed if exp == "c10-rl" else 0.0),
+                         "test_acc_final": acc, "val_acc_best": acc, "precision": 0.5, "recall": 0.5, "f1": 0.5,
+                         "seconds_per_epoch": spe + (0.5 if seed % 2 else -0.5) * (exp != "c10-single"),
+                         "in_block": 0.9 if method == "rl" else (0.2 if method == "maxl" else math.nan),
+                         "label_entropy": 1.2 if method != "single" else math.nan, "nmi": math.nan,
+                         "machine": "Test CPU; no GPU; torch 2; python 3.11", "finished": f"2026-01-0{seed + 1} 10:00 UTC"})
+    return pd.DataFrame(rows)
+
+
+def test_claims_on_both_metrics_with_interval_and_p_value():
+    from scipy import stats
+
+    runs = _synthetic_runs()
+    table = all_claims(runs, "study").set_index(["claim", "dataset", "metric"])
+    row = table.loc[("RL-AUX beats single-task learning", "cifar10", "test_acc_last15")]
+    diff = [2.0 + 0.1 * s for s in range(5)]  # the paired differences, by construction
+    assert row.n == 5 and row.mean_difference == pytest.approx(2.2)
+    half = stats.t.ppf(0.975, 4) * pd.Series(diff).std() / math.sqrt(5)
+    assert (row.ci95_low, row.ci95_high) == (pytest.approx(2.2 - half), pytest.approx(2.2 + half))
+    assert row.p_value == pytest.approx(stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue)
+    assert row.p_value < 1e-4 and row.verdict == "holds (p < 0.05)"
+    best = table.loc[("RL-AUX beats single-task learning", "cifar10", "test_acc_best_val")]
+    assert best.mean_difference == pytest.approx(0.2) and best.p_value == pytest.approx(
+        stats.ttest_1samp([0.1 * s for s in range(5)], 0.0, alternative="greater").pvalue)
+    assert table.loc[("WA-RL beats RL-AUX", "cifar10", "test_acc_last15"), "verdict"] == "not run in this profile"
+    assert (table.profile == "study").all()
+
+
+def test_cost_ratio_to_single_task_of_the_same_dataset():
+    runs = _synthetic_runs()
+    runs = pd.concat([runs, runs.assign(experiment=lambda d: d.experiment.str.replace("c10", "c100"),
+                                        dataset="cifar100-20", seconds_per_epoch=lambda d: d.seconds_per_epoch * 2)])
+    table = cost(runs).set_index("experiment")
+    assert table.loc["c10-single", "seconds_per_epoch"] == pytest.approx(2.0)
+    assert table.loc["c10-rl", "seconds_per_epoch"] == pytest.approx(26.9)  # seeds 0..4: -0.5, +0.5, -0.5, +0.5, -0.5
+    assert table.loc["c10-rl", "ratio_to_single"] == pytest.approx(26.9 / 2.0)
+    assert table.loc["c100-maxl", "ratio_to_single"] == pytest.approx(17.9 / 2.0)  # both doubled: same ratio
+    assert table.loc["c10-single", "ratio_to_single"] == pytest.approx(1.0)
+
+
+def test_report_has_every_section(tmp_path):
+    from rlaux.report.readme import write_report
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    out = tmp_path / "paper_tables" / "study"
+    text = write_report(params, _synthetic_runs(), paper, out, tmp_path / "figures" / "study").read_text()
+    for heading in ("# RL-AUX reproduction: profile `study`", "## Settings", "## Machine and date", "## Figures",
+                    "## Claims", "## Reproduction", "## Cost", "## Label diagnostics"):
+        assert heading in text
+    assert "c10-random-lam8" in text and "width: 0.125" in text  # the settings
+    assert "Test CPU; no GPU; torch 2; python 3.11" in text and "2026-01-01 10:00 UTC to 2026-01-05 10:00 UTC" in text
+    assert "![Fig. 7](../../figures/study/fig07.png)" in text and "fig04.png" not in text  # only figures with data
+    assert "Fig. 8 (SVHN)" in text  # named as not run here
+    claims_line = next(line for line in text.splitlines() if line.startswith("| RL-AUX beats single-task learning"))
+    assert "| cifar10 | study | c10-rl vs c10-single | 5 | +2.20 (" in claims_line and "holds (p < 0.05)" in claims_line
+    assert "| +0.20 (" in claims_line  # test_acc_best_val beside test_acc_last15
+    header = next(line for line in text.splitlines() if line.startswith("| claim |"))
+    assert "last 15 epochs (paper's metric): p" in header and "best-validation epoch: p" in header
+    assert "| c10-rl | cifar10 | rl | 26.90 | 5 | 13.45x |" in text  # the cost table
+    assert "| c10-rl | cifar10 | rl | 0.900 ± 0.000 | 1.200 ± 0.000 | – |" in text  # the label diagnostics
+    assert "| 7 | c10-rl | test_acc_last15 | 89.32 |" in text  # the reproduction row of Fig. 7
 
 
 def test_figures_are_written_for_every_paper_figure(tmp_path):
