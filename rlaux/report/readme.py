@@ -28,8 +28,10 @@ from rlaux.report.tables import (
 )
 
 LABEL_METHODS = ("maxl", "wa-maxl", "rl", "wa-rl")
-METRIC_NAMES = {"test_acc_last15": "last 15 epochs (paper's metric)",
-                "test_acc_best_val": "best-validation epoch"}
+METRIC_NAMES = {
+    "test_acc_last15": "last 15 epochs (paper's metric)",
+    "test_acc_best_val": "best-validation epoch",
+}
 
 
 def _num(v: float, digits: int = 2, signed: bool = False) -> str:
@@ -42,30 +44,50 @@ def _mean_ci(values, digits: int = 2) -> str:
     m, h, n = mean_ci(pd.Series(values).dropna())
     if n == 0:
         return "–"
-    return _num(m, digits) if math.isnan(h) else f"{_num(m, digits)} ± {_num(h, digits)}"
+    return (
+        _num(m, digits) if math.isnan(h) else f"{_num(m, digits)} ± {_num(h, digits)}"
+    )
 
 
 def settings_section(params: Params) -> str:
     prof = params.active
     active = list(dict.fromkeys(exp for exp, _, _ in params.active_runs()))
-    block = {"seeds": params.seeds(), "settings": prof.settings, "datasets": prof.datasets,
-             "experiments": {e: params.experiments[e] for e in active}}
-    return ("## Settings\n\n"
-            f"Profile `{params.profile}` of `params.yaml`: {len(active)} experiments x {len(params.seeds())} seeds. "
-            "Every other config key has the paper's default (SGD, lr 0.01 halved every 50 epochs, batch 100, "
-            "focal loss γ = 2, λ = 1, ψ = 5; `rlaux train --help`).\n\n"
-            "```yaml\n" + yaml.safe_dump(block, sort_keys=False, allow_unicode=True, default_flow_style=None) + "```\n")
+    block = {
+        "seeds": params.seeds(),
+        "settings": prof.settings,
+        "datasets": prof.datasets,
+        "experiments": {e: params.experiments[e] for e in active},
+    }
+    return (
+        "## Settings\n\n"
+        f"Profile `{params.profile}` of `params.yaml`: {len(active)} experiments x {len(params.seeds())} seeds. "
+        "Every other config key has the paper's default (SGD, lr 0.01 halved every 50 epochs, batch 100, "
+        "focal loss γ = 2, λ = 1, ψ = 5; `rlaux train --help`).\n\n"
+        "```yaml\n"
+        + yaml.safe_dump(
+            block, sort_keys=False, allow_unicode=True, default_flow_style=None
+        )
+        + "```\n"
+    )
 
 
 def machine_section(runs: pd.DataFrame) -> str:
-    machines = sorted({m for m in runs.get("machine", pd.Series(dtype=str)).dropna() if m})
-    dates = sorted({d for d in runs.get("finished", pd.Series(dtype=str)).dropna() if d})
+    machines = sorted(
+        {m for m in runs.get("machine", pd.Series(dtype=str)).dropna() if m}
+    )
+    dates = sorted(
+        {d for d in runs.get("finished", pd.Series(dtype=str)).dropna() if d}
+    )
     text = "## Machine and date\n\n"
     if not machines:
         return text + "Not recorded (the runs predate `machine.json`).\n"
     text += "".join(f"- {m}\n" for m in machines)
     if dates:
-        text += f"- runs finished {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + "\n"
+        text += (
+            f"- runs finished {dates[0]}"
+            + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
+            + "\n"
+        )
     return text
 
 
@@ -76,11 +98,16 @@ def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str
         (shown if present & set(fig.bars) else missing).append(fig)
     text = "## Figures\n\nBars: mean over seeds with the 95% t-interval, dots: seeds, ◆: the paper's value.\n\n"
     for fig in shown:
-        rel = Path(os.path.relpath(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)).as_posix()
+        rel = Path(
+            os.path.relpath(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)
+        ).as_posix()
         text += f"### Fig. {fig.number}: {fig.title}\n\n![Fig. {fig.number}]({rel})\n\n"
     if missing:
-        text += ("Not run in this profile (paper-only or other datasets): "
-                 + ", ".join(f"Fig. {f.number} ({f.title})" for f in missing) + ".\n")
+        text += (
+            "Not run in this profile (paper-only or other datasets): "
+            + ", ".join(f"Fig. {f.number} ({f.title})" for f in missing)
+            + ".\n"
+        )
     return text
 
 
@@ -93,13 +120,20 @@ def claims_table(runs: pd.DataFrame, profile: str) -> pd.DataFrame:
     rows = []
     for (text, dataset), group in tested.groupby(["claim", "dataset"], sort=False):
         first = group.iloc[0]
-        row = {"claim": text, "dataset": dataset, "profile": profile, "better vs worse": f"{first.better} vs {first.worse}",
-               "n": int(first.n)}
+        row = {
+            "claim": text,
+            "dataset": dataset,
+            "profile": profile,
+            "better vs worse": f"{first.better} vs {first.worse}",
+            "n": int(first.n),
+        }
         for metric in CLAIM_METRICS:
             r = group[group.metric == metric].iloc[0]
             name = METRIC_NAMES[metric]
-            row[f"{name}: difference (95% CI), pp"] = (f"{_num(r.mean_difference, signed=True)} "
-                                                        f"({_num(r.ci95_low)} to {_num(r.ci95_high)})")
+            row[f"{name}: difference (95% CI), pp"] = (
+                f"{_num(r.mean_difference, signed=True)} "
+                f"({_num(r.ci95_low)} to {_num(r.ci95_high)})"
+            )
             row[f"{name}: p"] = _num(r.p_value, 3)
             row[f"{name}: verdict"] = r.verdict
         rows.append(row)
@@ -108,27 +142,39 @@ def claims_table(runs: pd.DataFrame, profile: str) -> pd.DataFrame:
 
 def claims_section(runs: pd.DataFrame, profile: str) -> str:
     table = claims_table(runs, profile)
-    text = ("## Claims\n\nEach claim of the paper is tested with a one-sided paired t-test over seeds (same seed = "
-            "same data split and initialisation) of *better + margin > worse*, on two metrics side by side: the "
-            "paper's, mean test accuracy over the last min(15, epochs) epochs, and test accuracy at the epoch "
-            "with the best validation accuracy. Difference: mean of better − worse over seeds in percentage "
-            "points, with its two-sided 95% t-interval; p: the one-sided p-value; a claim holds at p < 0.05. "
-            "The constant-λ control is fixed a priori (CIFAR-10: λ = 8) or picked on validation accuracy, "
-            "never on test accuracy.\n\n")
+    text = (
+        "## Claims\n\nEach claim of the paper is tested with a one-sided paired t-test over seeds (same seed = "
+        "same data split and initialisation) of *better + margin > worse*, on two metrics side by side: the "
+        "paper's, mean test accuracy over the last min(15, epochs) epochs, and test accuracy at the epoch "
+        "with the best validation accuracy. Difference: mean of better − worse over seeds in percentage "
+        "points, with its two-sided 95% t-interval; p: the one-sided p-value; a claim holds at p < 0.05. "
+        "The constant-λ control is fixed a priori (CIFAR-10: λ = 8) or picked on validation accuracy, "
+        "never on test accuracy.\n\n"
+    )
     if table.empty:
         return text + "No claim has runs in this profile.\n"
     untested = len({(c.text, c.dataset) for c in CLAIMS}) - len(table)
-    return text + _md(table) + (f"\n{untested} more claims (other datasets or experiments) are not run in this "
-                                 "profile; claims.csv lists every claim.\n" if untested else "")
+    return (
+        text
+        + _md(table)
+        + (
+            f"\n{untested} more claims (other datasets or experiments) are not run in this "
+            "profile; claims.csv lists every claim.\n"
+            if untested
+            else ""
+        )
+    )
 
 
 def reproduction_section(runs: pd.DataFrame, paper: pd.DataFrame) -> str:
     rep = reproduction(paper, runs)
     run = rep[rep.n > 0]
-    text = ("## Reproduction\n\nEach number the paper reports beside our mean over seeds, the half-width of its "
-            "95% t-interval and the difference (ours − paper); verdict: whether the paper's number lies inside our "
-            "interval. The paper trained full-width networks on full datasets for 80–200 epochs; a reduced "
-            "profile is not expected to reach its numbers.\n\n")
+    text = (
+        "## Reproduction\n\nEach number the paper reports beside our mean over seeds, the half-width of its "
+        "95% t-interval and the difference (ours − paper); verdict: whether the paper's number lies inside our "
+        "interval. The paper trained full-width networks on full datasets for 80–200 epochs; a reduced "
+        "profile is not expected to reach its numbers.\n\n"
+    )
     text += _md(run) if len(run) else "No paper number has runs in this profile.\n"
     if len(rep) > len(run):
         text += f"\n{len(rep) - len(run)} more paper numbers are not run in this profile (see reproduction.md).\n"
@@ -137,24 +183,36 @@ def reproduction_section(runs: pd.DataFrame, paper: pd.DataFrame) -> str:
 
 def cost_section(runs: pd.DataFrame) -> str:
     table = cost(runs)
-    text = ("## Cost\n\nMean wall-clock seconds per training epoch (steady state: the first epoch's warm-up is "
-            "left out) over seeds, and the ratio to the single-task experiment on the same dataset (SPEC §8: the "
-            "authors' designs cost about 8–10x (MAXL) and 13–14x (RL-AUX) a single-task epoch).\n\n")
+    text = (
+        "## Cost\n\nMean wall-clock seconds per training epoch (steady state: the first epoch's warm-up is "
+        "left out) over seeds, and the ratio to the single-task experiment on the same dataset (SPEC §8: the "
+        "authors' designs cost about 8–10x (MAXL) and 13–14x (RL-AUX) a single-task epoch).\n\n"
+    )
     if table.empty:
         return text + "No timings.\n"
-    table = table.assign(seconds_per_epoch=table.seconds_per_epoch.map(_num),
-                         ratio_to_single=table.ratio_to_single.map(lambda v: _num(v) + "x" if not math.isnan(v) else "–"))
+    table = table.assign(
+        seconds_per_epoch=table.seconds_per_epoch.map(_num),
+        ratio_to_single=table.ratio_to_single.map(
+            lambda v: _num(v) + "x" if not math.isnan(v) else "–"
+        ),
+    )
     return text + _md(table)
 
 
 def labels_section(runs: pd.DataFrame) -> str:
-    text = ("## Label diagnostics\n\nFor the methods that generate auxiliary labels, at the last epoch (mean ± "
-            "95% half-width over seeds): **in-block share**, the share of generated labels inside the sample's "
-            "primary block (1 = always in block; a uniform pick over all K classes gives 1/C); **label "
-            "entropy**, the mean entropy of the generated label distribution within blocks, in nats (ln ψ = "
-            f"{math.log(5):.2f} is uniform over the block's 5 classes, 0 is collapsed); **NMI** between generated "
-            "labels and the human fine labels (CIFAR-100-20 only).\n\n")
-    cols = {"in_block": "in-block share", "label_entropy": "label entropy (nats)", "nmi": "NMI"}
+    text = (
+        "## Label diagnostics\n\nFor the methods that generate auxiliary labels, at the last epoch (mean ± "
+        "95% half-width over seeds): **in-block share**, the share of generated labels inside the sample's "
+        "primary block (1 = always in block; a uniform pick over all K classes gives 1/C); **label "
+        "entropy**, the mean entropy of the generated label distribution within blocks, in nats (ln ψ = "
+        f"{math.log(5):.2f} is uniform over the block's 5 classes, 0 is collapsed); **NMI** between generated "
+        "labels and the human fine labels (CIFAR-100-20 only).\n\n"
+    )
+    cols = {
+        "in_block": "in-block share",
+        "label_entropy": "label entropy (nats)",
+        "nmi": "NMI",
+    }
     if runs.empty or "method" not in runs:
         return text + "No runs.\n"
     df = runs[runs.method.isin(LABEL_METHODS)]
@@ -162,34 +220,65 @@ def labels_section(runs: pd.DataFrame) -> str:
         return text + "No label-generating method was run in this profile.\n"
     rows = []
     for exp, g in df.groupby("experiment", sort=False):
-        rows.append({"experiment": exp, "dataset": g.dataset.iloc[0], "method": g.method.iloc[0]}
-                    | {name: _mean_ci(g[col], 3) if col in g else "–" for col, name in cols.items()})
+        rows.append(
+            {
+                "experiment": exp,
+                "dataset": g.dataset.iloc[0],
+                "method": g.method.iloc[0],
+            }
+            | {
+                name: _mean_ci(g[col], 3) if col in g else "–"
+                for col, name in cols.items()
+            }
+        )
     text += _md(pd.DataFrame(rows))
     if all((c not in df) or df[c].isna().all() for c in cols):
         text += "\nThe runs did not log label diagnostics (history.csv has no `labels/*` columns).\n"
     return text
 
 
-def render(params: Params, runs: pd.DataFrame, paper: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str:
+def render(
+    params: Params,
+    runs: pd.DataFrame,
+    paper: pd.DataFrame,
+    out_dir: Path,
+    figures_dir: Path,
+) -> str:
     profile = params.profile
     n_seeds = int(runs.groupby("experiment").size().max()) if len(runs) else 0
-    intro = (f"# RL-AUX reproduction: profile `{profile}`\n\n"
-             f"Generated by the pipeline (`dvc repro`, stage `tables`) from `results/{profile}/runs.csv` "
-             f"({len(runs)} runs, up to {n_seeds} seeds per experiment). Per-run numbers: "
-             f"[runs.csv](../../results/{profile}/runs.csv), per-epoch curves: "
-             f"[curves.csv](../../results/{profile}/curves.csv), tables: [reproduction.md](reproduction.md), "
-             "[claims.csv](claims.csv).\n\n")
+    intro = (
+        f"# RL-AUX reproduction: profile `{profile}`\n\n"
+        f"Generated by the pipeline (`dvc repro`, stage `tables`) from `results/{profile}/runs.csv` "
+        f"({len(runs)} runs, up to {n_seeds} seeds per experiment). Per-run numbers: "
+        f"[runs.csv](../../results/{profile}/runs.csv), per-epoch curves: "
+        f"[curves.csv](../../results/{profile}/curves.csv), tables: [reproduction.md](reproduction.md), "
+        "[claims.csv](claims.csv).\n\n"
+    )
     if profile != "paper":
-        intro += (f"The `{profile}` profile trains reduced networks on reduced data for few epochs: its numbers "
-                  "test the paper's claims at this scale; they are not expected to match the paper's absolute "
-                  "numbers.\n\n")
-    sections = [settings_section(params), machine_section(runs), figures_section(runs, out_dir, figures_dir),
-                claims_section(runs, profile), reproduction_section(runs, paper), cost_section(runs),
-                labels_section(runs)]
+        intro += (
+            f"The `{profile}` profile trains reduced networks on reduced data for few epochs: its numbers "
+            "test the paper's claims at this scale; they are not expected to match the paper's absolute "
+            "numbers.\n\n"
+        )
+    sections = [
+        settings_section(params),
+        machine_section(runs),
+        figures_section(runs, out_dir, figures_dir),
+        claims_section(runs, profile),
+        reproduction_section(runs, paper),
+        cost_section(runs),
+        labels_section(runs),
+    ]
     return intro + "\n".join(sections)
 
 
-def write_report(params: Params, runs: pd.DataFrame, paper: pd.DataFrame, out_dir: Path, figures_dir: Path) -> Path:
+def write_report(
+    params: Params,
+    runs: pd.DataFrame,
+    paper: pd.DataFrame,
+    out_dir: Path,
+    figures_dir: Path,
+) -> Path:
     path = Path(out_dir) / "README.md"
     write_text(path, render(params, runs, paper, Path(out_dir), Path(figures_dir)))
     return path
