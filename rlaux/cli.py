@@ -129,13 +129,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     from rlaux.experiments import run_experiment
 
-    print(json.dumps(run_experiment(args.experiment, args.seed, args.params), indent=2))
+    print(json.dumps(run_experiment(args.experiment, args.seed, args.params, args.plan), indent=2))
 
 
 def _data(args: argparse.Namespace) -> None:
+    from rlaux.experiments import write_plans
     from rlaux.report.collect import data_manifest
 
-    data_manifest(load_params(args.params), args.out)
+    params = load_params(args.params)
+    write_plans(params, args.plan)
+    data_manifest(params, args.out)
 
 
 def _collect(args: argparse.Namespace) -> None:
@@ -160,10 +163,12 @@ def _report(args: argparse.Namespace) -> None:
         paths = write_figures(runs, curves, paper, params.profile, args.out)
         print(f"wrote {len(paths)} figures into {args.out}")
     else:
+        from rlaux.report.readme import write_report
         from rlaux.report.tables import write_tables
 
         write_tables(paper, runs, params.profile, args.out)
-        print((args.out / "reproduction.md").read_text())
+        path = write_report(params, runs, paper, args.out, args.figures)
+        print(f"wrote {args.out}/reproduction.md, claims.csv and the report {path}")
 
 
 def _read_csv(path: Path):
@@ -202,10 +207,14 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("experiment")
     ex.add_argument("--seed", type=int, required=True)
     ex.add_argument("--params", **params_flag)
+    ex.add_argument("--plan", type=Path, default=None,
+                    help="the run's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it")
     ex.set_defaults(func=_experiment)
     da = sub.add_parser("data", help="check (and download) the active profile's datasets; write a manifest")
     da.add_argument("--params", **params_flag)
     da.add_argument("--out", type=Path, default=Path("results/data.json"))
+    da.add_argument("--plan", type=Path, default=Path("results/plan"),
+                    help="where to write each run's plan (its resolved config), one file per train stage")
     da.set_defaults(func=_data)
     co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")
     co.add_argument("--params", **params_flag)
@@ -213,13 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     co.set_defaults(func=_collect)
     for name, default_out, what in (
         ("figures", "figures", "Figures 4-12 as PNG"),
-        ("tables", "paper_tables", "reproduction and claims tables"),
+        ("tables", "paper_tables", "reproduction and claims tables and the report README.md"),
     ):
         rp = sub.add_parser(name, help=f"write {what} from results/")
         rp.add_argument("--params", **params_flag)
         rp.add_argument("--results", type=Path, default=Path("results"))
         rp.add_argument("--paper", type=Path, default=Path("paper_tables/paper.csv"))
         rp.add_argument("--out", type=Path, default=Path(default_out))
+        if name == "tables":
+            rp.add_argument("--figures", type=Path, default=Path("figures"),
+                            help="where the figures stage wrote this profile's PNGs (linked from README.md)")
         rp.set_defaults(func=_report)
     return parser
 

@@ -2,13 +2,22 @@
 
 A run is (experiment id, seed). Its config is built in layers: the active profile's
 `settings`, then that profile's per-dataset block, then the experiment's own keys, then
-seed and output directory, and validated as one `TrainConfig`. A run outside the profile
-(an SVHN experiment, a third seed, or an experiment not in `only` under `smoke`) is *inactive*: its DVC stage only
-records that, so one `dvc.yaml` serves both profiles.
+seed and output directory (`runs/<profile>/<experiment>/s<seed>`), and validated as one
+`TrainConfig`. A run outside the profile (an SVHN experiment, a third seed, or an experiment
+not in the profile's `only`) is *inactive*: its DVC stage only records that, so one `dvc.yaml`
+serves every profile.
+
+The pipeline's first stage writes each run's *plan*, `results/plan/<experiment>-s<seed>.json`:
+the run's resolved config for the active profile (or that it is inactive). Each train stage
+depends on its own plan file instead of the whole `profiles` block, so editing one profile
+(or another experiment) never invalidates a trained run of another.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import platform
 import shutil
 from pathlib import Path
 from typing import Any
@@ -21,6 +30,9 @@ from rlaux.io import write_json
 
 PARAMS = Path("params.yaml")
 RUNS = Path("runs")
+PLANS = Path("results/plan")
+MACHINE_LOCAL = ("data_root", "progress")
+"""Config keys left out of a plan: where the data lives and progress bars do not change a run."""
 
 
 class Profile(BaseModel):
@@ -47,7 +59,15 @@ class Params(BaseModel):
         return self.seed_pool[: self.active.seeds]
 
     def run_dir(self, exp_id: str, seed: int) -> Path:
-        return RUNS / exp_id / f"s{seed}"
+        return RUNS / self.profile / exp_id / f"s{seed}"
+
+    def plan(self, exp_id: str, seed: int) -> dict[str, Any]:
+        """What the run's train stage depends on: its resolved config under the active profile."""
+        cfg = self.run_config(exp_id, seed)
+        head = {"experiment": exp_id, "seed": seed, "profile": self.profile, "active": cfg is not None}
+        if cfg is None:
+            return head
+        return head | {"config": {k: v for k, v in cfg.snapshot().items() if k not in MACHINE_LOCAL}}
 
     def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
         """The run's validated config, or None when the active profile does not run it."""
@@ -115,18 +135,63 @@ def load_params(path: Path = PARAMS) -> Params:
     return params
 
 
-def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
-    """Train one cell of the matrix into runs/<id>/s<seed> (the body of a DVC train stage).
+def plan_path(exp_id: str, seed: int, plan_dir: Path = PLANS) -> Path:
+    return Path(plan_dir) / f"{exp_id}-s{seed}.json"
 
-    A checkpoint left by a killed run of the same config is resumed; one written under
-    another config is discarded on purpose (the params changed, so the old run is stale; DVC
-    itself removes a stage's outputs before re-running it). A damaged checkpoint, one of
-    another rlaux version or an incomplete run directory is not: like `rlaux train --resume`,
-    it stops with a `CheckpointError` and leaves the directory as it was.
+
+def write_plans(params: Params, plan_dir: Path = PLANS) -> list[Path]:
+    """One plan file per cell of the matrix (every experiment x seed_pool); stale files removed."""
+    plan_dir = Path(plan_dir)
+    paths = []
+    for exp_id in params.experiments:
+        for seed in params.seed_pool:
+            path = plan_path(exp_id, seed, plan_dir)
+            text = json.dumps(params.plan(exp_id, seed), indent=2, sort_keys=True) + "\n"
+            if not path.is_file() or path.read_text() != text:
+                write_json(path, params.plan(exp_id, seed))
+            paths.append(path)
+    for stale in set(plan_dir.glob("*.json")) - set(paths):
+        stale.unlink()
+    return paths
+
+
+def machine(device: str = "cpu") -> dict[str, str]:
+    """Where a run trained: CPU and GPU model, torch and python versions, and when it finished."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
+    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
+            "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS, plan_file: Path | None = None) -> dict:
+    """Train one cell of the matrix into runs/<profile>/<id>/s<seed> (the body of a DVC train stage).
+
+    With `plan_file` (the stage's dependency), the config resolved from params.yaml must equal
+    the plan, so a stage never trains something other than what DVC tracked. A checkpoint left
+    by a killed run of the same config is resumed; one written under another config is discarded
+    on purpose (the params changed, so the old run is stale; DVC itself removes a stage's outputs
+    before re-running it). A damaged checkpoint, one of another rlaux version or an incomplete run
+    directory is not: like `rlaux train --resume`, it stops with a `CheckpointError` and leaves
+    the directory as it was.
     """
     params = load_params(params_path)
     if exp_id not in params.experiments:
         raise ConfigError(f"unknown experiment {exp_id!r} in {params_path}; known: {', '.join(params.experiments)}")
+    if plan_file is not None:
+        if not Path(plan_file).is_file():
+            raise ConfigError(f"plan {plan_file} is missing; write it with `rlaux data` (dvc repro data)")
+        if json.loads(Path(plan_file).read_text()) != params.plan(exp_id, seed):
+            raise ConfigError(f"plan {plan_file} is stale (params.yaml changed since); rewrite it with "
+                              f"`rlaux data` (dvc repro data)")
     cfg = params.run_config(exp_id, seed)
     out = params.run_dir(exp_id, seed)
     if cfg is None:
@@ -141,7 +206,10 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS) -> dict:
     from rlaux.training import train  # torch: imported only for a run that trains
 
     try:
-        return train(cfg, resume=True)
+        metrics = train(cfg, resume=True)
     except CheckpointMismatch:
         shutil.rmtree(out)
-        return train(cfg)
+        metrics = train(cfg)
+    device = json.loads((out / "timing.json").read_text()).get("device", "cpu")
+    write_json(out / "machine.json", machine(device))
+    return metrics

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -16,7 +17,7 @@ import yaml
 from rlaux.errors import ConfigError
 from rlaux.experiments import load_params
 from rlaux.report.figures import FIGURES, write_figures
-from rlaux.report.tables import claims, mean_ci, reproduction
+from rlaux.report.tables import CLAIMS, all_claims, claims, cost, mean_ci, reproduction
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,14 +27,87 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.profile == "smoke" and params.seeds() == [0, 1]
     assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
     assert params.run_config("c10-rl", 2) is None  # third seed is paper-only
-    assert params.run_config("c100-maxl-lam2", 0) is None  # λ sweeps are paper-only (not in `only`)
+    assert (
+        params.run_config("c100-maxl-lam2", 0) is None
+    )  # λ sweeps are paper-only (not in `only`)
     assert params.run_config("c10-wa-rl", 1).width == 0.125
     params.profile = "paper"
     cfg = params.run_config("c100-maxl-lam2", 1)
-    assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (2.0, True, 1, "runs/c100-maxl-lam2/s1")
+    assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (
+        2.0,
+        True,
+        1,
+        "runs/paper/c100-maxl-lam2/s1",
+    )
     paper = params.run_config("svhn-wa-rl", 2)
     assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
-    assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80
+    assert (
+        params.run_config("c100-rl", 0).epochs == 200
+        and params.run_config("c10-rl", 0).epochs == 80
+    )
+    assert params.run_config("c10-rl", 3) is None  # the paper profile keeps 3 seeds
+
+
+def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    assert params.seeds() == [0, 1, 2, 3, 4]
+    active = {exp for exp, _, _ in params.active_runs()}
+    assert active == {
+        "c10-single",
+        "c10-random",
+        "c10-random-lam8",
+        "c10-maxl",
+        "c10-wa-maxl",
+        "c10-rl",
+        "c10-wa-rl",
+    }
+    cfg = params.run_config("c10-random-lam8", 4)
+    assert (
+        cfg.dataset,
+        cfg.method,
+        cfg.lam,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.focal_gamma,
+    ) == ("cifar10", "random", 8.0, 0.01, 100, 2.0)
+    assert str(cfg.out) == "runs/study/c10-random-lam8/s4"
+    assert (
+        params.run_config("c10-rl-asrun", 0) is None
+        and params.run_config("c100-rl", 0) is None
+    )
+    asrun = params.experiments["c10-rl-asrun"]["errata"]
+    assert asrun == {
+        "frozen_heads": True,
+        "scalar_value": True,
+        "softmax_features": True,
+        "softmax_reward": True,
+    }
+
+
+def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
+    from rlaux.experiments import write_plans
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paths = write_plans(params, tmp_path)
+    assert len(paths) == len(params.experiments) * len(params.seed_pool)
+    before = {p.name: p.read_text() for p in paths}
+    plan = json.loads((tmp_path / "c10-rl-s4.json").read_text())
+    assert (
+        plan["active"]
+        and plan["config"]["width"] == 0.125
+        and "data_root" not in plan["config"]
+    )
+    assert json.loads((tmp_path / "c100-rl-s0.json").read_text())["active"] is False
+    params.profiles["smoke"].settings["width"] = (
+        0.5  # another profile's edit leaves every plan as it was
+    )
+    params.experiments["c100-rl"]["lam"] = (
+        3.0  # so does an edit of an experiment outside the profile
+    )
+    write_plans(params, tmp_path)
+    assert {p.name: p.read_text() for p in paths} == before
 
 
 def test_every_paper_number_refers_to_an_experiment():
@@ -46,7 +120,11 @@ def test_every_paper_number_refers_to_an_experiment():
 
 def test_bad_experiment_is_rejected_with_its_id(tmp_path):
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["experiments"]["c10-oops"] = {"dataset": "cifar10", "method": "single", "lamda": 2}
+    params["experiments"]["c10-oops"] = {
+        "dataset": "cifar10",
+        "method": "single",
+        "lamda": 2,
+    }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match="(?s)c10-oops.*lamda"):
         load_params(tmp_path / "params.yaml")
@@ -63,18 +141,37 @@ def test_bad_experiment_is_rejected_with_its_id(tmp_path):
 
 def test_mean_ci_is_the_t_interval():
     m, h, n = mean_ci([1.0, 3.0])
-    assert (m, n) == (2.0, 2) and h == pytest.approx(12.706204736 * 1.0, rel=1e-6)  # t(0.975, 1) * s / sqrt(2)
+    assert (m, n) == (2.0, 2) and h == pytest.approx(
+        12.706204736 * 1.0, rel=1e-6
+    )  # t(0.975, 1) * s / sqrt(2)
     assert math.isnan(mean_ci([5.0])[1])
 
 
 def _runs(rows):
-    return pd.DataFrame(rows, columns=["experiment", "seed", "test_acc_last15", "precision", "recall", "f1"])
+    return pd.DataFrame(
+        rows,
+        columns=["experiment", "seed", "test_acc_last15", "precision", "recall", "f1"],
+    )
 
 
 def test_reproduction_verdicts():
-    paper = pd.DataFrame({"figure": [4, 4, 4], "experiment": ["a", "b", "c"], "metric": ["test_acc_last15"] * 3,
-                          "value": [50.0, 90.0, 70.0], "source": ["x"] * 3})
-    runs = _runs([("a", 0, 49.0, 0, 0, 0), ("a", 1, 51.0, 0, 0, 0), ("b", 0, 49.0, 0, 0, 0), ("b", 1, 51.0, 0, 0, 0)])
+    paper = pd.DataFrame(
+        {
+            "figure": [4, 4, 4],
+            "experiment": ["a", "b", "c"],
+            "metric": ["test_acc_last15"] * 3,
+            "value": [50.0, 90.0, 70.0],
+            "source": ["x"] * 3,
+        }
+    )
+    runs = _runs(
+        [
+            ("a", 0, 49.0, 0, 0, 0),
+            ("a", 1, 51.0, 0, 0, 0),
+            ("b", 0, 49.0, 0, 0, 0),
+            ("b", 1, 51.0, 0, 0, 0),
+        ]
+    )
     rep = reproduction(paper, runs).set_index("experiment")
     assert rep.loc["a", "verdict"] == "inside" and rep.loc["b", "verdict"] == "outside"
     assert rep.loc["c", "verdict"] == "not run in this profile"
@@ -83,28 +180,229 @@ def test_reproduction_verdicts():
 
 def test_claims_paired_test_in_plain_words():
     rows = []
-    for seed, (rl, maxl, human) in enumerate([(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]):
-        rows += [("c100-rl", seed, rl, 0, 0, 0), ("c100-maxl", seed, maxl, 0, 0, 0), ("c100-human", seed, human, 0, 0, 0)]
-    table = claims(_runs(rows)).set_index("claim")
-    assert table.loc["RL-AUX matches MAXL (RL >= MAXL - 0.5 pp), CIFAR-100-20", "verdict"] == "holds (p < 0.05)"
-    assert table.loc["RL-AUX beats the human auxiliary task", "verdict"].startswith("does not hold")
-    assert table.loc["WA-RL beats RL-AUX, CIFAR-100-20", "verdict"] == "not run in this profile"
+    for seed, (rl, maxl, human) in enumerate(
+        [(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]
+    ):
+        rows += [
+            ("c100-rl", seed, rl, 0, 0, 0),
+            ("c100-maxl", seed, maxl, 0, 0, 0),
+            ("c100-human", seed, human, 0, 0, 0),
+        ]
+    table = claims(_runs(rows), profile="smoke").set_index(["claim", "dataset"])
+    assert (
+        table.loc[
+            ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "cifar100-20"), "verdict"
+        ]
+        == "holds (p < 0.05)"
+    )
+    assert table.loc[
+        ("RL-AUX beats the human auxiliary task", "cifar100-20"), "verdict"
+    ].startswith("does not hold")
+    assert (
+        table.loc[("WA-RL beats RL-AUX", "cifar100-20"), "verdict"]
+        == "not run in this profile"
+    )
+    assert (table.profile == "smoke").all() and (
+        table.metric == "test_acc_last15"
+    ).all()
 
 
-def test_best_constant_lambda_control_is_chosen_on_validation_not_test():
+def test_cifar10_claims_of_the_study_are_all_there():
+    c10 = {
+        (c.text, c.better, c.worse, c.margin) for c in CLAIMS if c.dataset == "cifar10"
+    }
+    assert c10 == {
+        ("RL-AUX beats single-task learning", "c10-rl", "c10-single", 0.0),
+        ("RL-AUX beats fixed random in-block labels", "c10-rl", "c10-random", 0.0),
+        ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "c10-rl", "c10-maxl", 0.5),
+        ("MAXL beats single-task learning", "c10-maxl", "c10-single", 0.0),
+        ("WA-RL beats RL-AUX", "c10-wa-rl", "c10-rl", 0.0),
+        ("WA-MAXL beats MAXL", "c10-wa-maxl", "c10-maxl", 0.0),
+        (
+            "WA-RL's gain is more than a constant λ (WA-RL > constant-λ control)",
+            "c10-wa-rl",
+            "c10-random-lam8",
+            0.0,
+        ),
+    }
+    params = load_params(REPO / "params.yaml")
+    assert {
+        e for c in CLAIMS for e in (c.better, c.worse) if not e.startswith("best:")
+    } <= set(params.experiments)
+
+
+def _synthetic_runs() -> pd.DataFrame:
+    """c10-rl beats c10-single by exactly +2 pp on last15 (seed noise cancels in the pairs), ties on best_val."""
     rows = []
-    for seed in range(3):
-        rows += [{"experiment": "c100-wa-rl", "seed": seed, "test_acc_last15": 60.0 + seed, "val_acc_best": 60.0},
-                 {"experiment": "c100-human-lam8", "seed": seed, "test_acc_last15": 50.0, "val_acc_best": 70.0},
-                 {"experiment": "c100-random-lam8", "seed": seed, "test_acc_last15": 65.0, "val_acc_best": 40.0}]
-    table = claims(pd.DataFrame(rows)).set_index("worse")
-    assert "c100-human-lam8" in table.index and "c100-random-lam8" not in table.index
+    for seed, noise in enumerate([0.0, 1.0, -1.0, 0.5, -0.5]):
+        for exp, method, acc, spe in (
+            ("c10-single", "single", 50.0, 2.0),
+            ("c10-rl", "rl", 52.0, 27.0),
+            ("c10-maxl", "maxl", 51.0, 18.0),
+        ):
+            rows.append(
+                {
+                    "experiment": exp,
+                    "seed": seed,
+                    "dataset": "cifar10",
+                    "method": method,
+                    "lam": 1.0,
+                    "test_acc_last15": acc
+                    + noise
+                    + (0.1 * seed if exp == "c10-rl" else 0.0),
+                    "test_acc_best_val": 50.0
+                    + noise
+                    + (0.1 * seed if exp == "c10-rl" else 0.0),
+                    "test_acc_final": acc,
+                    "val_acc_best": acc,
+                    "precision": 0.5,
+                    "recall": 0.5,
+                    "f1": 0.5,
+                    "seconds_per_epoch": spe
+                    + (0.5 if seed % 2 else -0.5) * (exp != "c10-single"),
+                    "in_block": 0.9
+                    if method == "rl"
+                    else (0.2 if method == "maxl" else math.nan),
+                    "label_entropy": 1.2 if method != "single" else math.nan,
+                    "nmi": math.nan,
+                    "machine": "Test CPU; no GPU; torch 2; python 3.11",
+                    "finished": f"2026-01-0{seed + 1} 10:00 UTC",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_claims_on_both_metrics_with_interval_and_p_value():
+    from scipy import stats
+
+    runs = _synthetic_runs()
+    table = all_claims(runs, "study").set_index(["claim", "dataset", "metric"])
+    row = table.loc[("RL-AUX beats single-task learning", "cifar10", "test_acc_last15")]
+    diff = [2.0 + 0.1 * s for s in range(5)]  # the paired differences, by construction
+    assert row.n == 5 and row.mean_difference == pytest.approx(2.2)
+    half = stats.t.ppf(0.975, 4) * pd.Series(diff).std() / math.sqrt(5)
+    assert (row.ci95_low, row.ci95_high) == (
+        pytest.approx(2.2 - half),
+        pytest.approx(2.2 + half),
+    )
+    assert row.p_value == pytest.approx(
+        stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue
+    )
+    assert row.p_value < 1e-4 and row.verdict == "holds (p < 0.05)"
+    best = table.loc[
+        ("RL-AUX beats single-task learning", "cifar10", "test_acc_best_val")
+    ]
+    assert best.mean_difference == pytest.approx(0.2) and best.p_value == pytest.approx(
+        stats.ttest_1samp(
+            [0.1 * s for s in range(5)], 0.0, alternative="greater"
+        ).pvalue
+    )
+    assert (
+        table.loc[("WA-RL beats RL-AUX", "cifar10", "test_acc_last15"), "verdict"]
+        == "not run in this profile"
+    )
+    assert (table.profile == "study").all()
+
+
+def test_cost_ratio_to_single_task_of_the_same_dataset():
+    runs = _synthetic_runs()
+    runs = pd.concat(
+        [
+            runs,
+            runs.assign(
+                experiment=lambda d: d.experiment.str.replace("c10", "c100"),
+                dataset="cifar100-20",
+                seconds_per_epoch=lambda d: d.seconds_per_epoch * 2,
+            ),
+        ]
+    )
+    table = cost(runs).set_index("experiment")
+    assert table.loc["c10-single", "seconds_per_epoch"] == pytest.approx(2.0)
+    assert table.loc["c10-rl", "seconds_per_epoch"] == pytest.approx(
+        26.9
+    )  # seeds 0..4: -0.5, +0.5, -0.5, +0.5, -0.5
+    assert table.loc["c10-rl", "ratio_to_single"] == pytest.approx(26.9 / 2.0)
+    assert table.loc["c100-maxl", "ratio_to_single"] == pytest.approx(
+        17.9 / 2.0
+    )  # both doubled: same ratio
+    assert table.loc["c10-single", "ratio_to_single"] == pytest.approx(1.0)
+
+
+def test_report_has_every_section(tmp_path):
+    from rlaux.report.readme import write_report
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    out = tmp_path / "paper_tables" / "study"
+    text = write_report(
+        params, _synthetic_runs(), paper, out, tmp_path / "figures" / "study"
+    ).read_text()
+    for heading in (
+        "# RL-AUX reproduction: profile `study`",
+        "## Settings",
+        "## Machine and date",
+        "## Figures",
+        "## Claims",
+        "## Reproduction",
+        "## Cost",
+        "## Label diagnostics",
+    ):
+        assert heading in text
+    assert "c10-random-lam8" in text and "width: 0.125" in text  # the settings
+    assert (
+        "Test CPU; no GPU; torch 2; python 3.11" in text
+        and "2026-01-01 10:00 UTC to 2026-01-05 10:00 UTC" in text
+    )
+    assert (
+        "![Fig. 7](../../figures/study/fig07.png)" in text and "fig04.png" not in text
+    )  # only figures with data
+    assert "Fig. 8 (SVHN)" in text  # named as not run here
+    claims_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("| RL-AUX beats single-task learning")
+    )
+    assert (
+        "| cifar10 | study | c10-rl vs c10-single | 5 | +2.20 (" in claims_line
+        and "holds (p < 0.05)" in claims_line
+    )
+    assert "| +0.20 (" in claims_line  # test_acc_best_val beside test_acc_last15
+    header = next(line for line in text.splitlines() if line.startswith("| claim |"))
+    assert (
+        "last 15 epochs (paper's metric): p" in header
+        and "best-validation epoch: p" in header
+    )
+    assert "| c10-rl | cifar10 | rl | 26.90 | 5 | 13.45x |" in text  # the cost table
+    assert (
+        "| c10-rl | cifar10 | rl | 0.900 ± 0.000 | 1.200 ± 0.000 | – |" in text
+    )  # the label diagnostics
+    assert (
+        "| 7 | c10-rl | test_acc_last15 | 89.32 |" in text
+    )  # the reproduction row of Fig. 7
 
 
 def test_figures_are_written_for_every_paper_figure(tmp_path):
-    runs = _runs([(e, s, 50.0 + s, 0.5, 0.5, 0.5) for e in ("c100-single", "c100-rl", "c10-rl") for s in (0, 1)])
-    curves = pd.DataFrame([{"experiment": "c10-rl", "seed": s, "epoch": ep, "val_acc": 40.0, "test_acc": 40.0 + ep}
-                           for s in (0, 1) for ep in (1, 2)])
+    runs = _runs(
+        [
+            (e, s, 50.0 + s, 0.5, 0.5, 0.5)
+            for e in ("c100-single", "c100-rl", "c10-rl")
+            for s in (0, 1)
+        ]
+    )
+    curves = pd.DataFrame(
+        [
+            {
+                "experiment": "c10-rl",
+                "seed": s,
+                "epoch": ep,
+                "val_acc": 40.0,
+                "test_acc": 40.0 + ep,
+            }
+            for s in (0, 1)
+            for ep in (1, 2)
+        ]
+    )
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
     paths = write_figures(runs, curves, paper, "smoke", tmp_path)
     assert [p.name for p in paths] == [f"fig{n:02d}.png" for n in range(4, 13)]
@@ -115,20 +413,58 @@ TINY_PARAMS = {
     "profile": "tiny",
     "seed_pool": [0, 1],
     "profiles": {
-        "tiny": {"seeds": 1, "settings": {"width": 0.0625, "device": "cpu", "progress": False, "epochs": 1},
-                 "datasets": {"cifar10": {"train_size": 300, "test_size": 200}}},
+        "tiny": {
+            "seeds": 1,
+            "settings": {
+                "width": 0.0625,
+                "device": "cpu",
+                "progress": False,
+                "epochs": 1,
+            },
+            "datasets": {"cifar10": {"train_size": 300, "test_size": 200}},
+        },
+        "other": {
+            "seeds": 2,
+            "settings": {
+                "width": 0.0625,
+                "device": "cpu",
+                "progress": False,
+                "epochs": 1,
+            },
+            "datasets": {"cifar10": {"train_size": 300, "test_size": 200}},
+            "only": ["c10-single"],
+        },
         "paper": {"seeds": 2, "settings": {}, "datasets": {"cifar10": {}}},
     },
-    "experiments": {"c10-single": {"dataset": "cifar10", "method": "single"},
-                    "c10-random": {"dataset": "cifar10", "method": "random"}},
+    "experiments": {
+        "c10-single": {"dataset": "cifar10", "method": "single"},
+        "c10-random": {"dataset": "cifar10", "method": "random"},
+    },
 }
 
 
 def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
-    env = os.environ | {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-                        "GIT_COMMITTER_EMAIL": "t@t", "RLAUX_DATA": str(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))}
-    res = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    env = os.environ | {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        "RLAUX_DATA": str(
+            os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data")
+        ),
+    }
+    res = subprocess.run(
+        cmd,
+        check=False,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert res.returncode == 0, (
+        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    )
     return res.stdout + res.stderr
 
 
@@ -136,8 +472,16 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
 def tiny_project(tmp_path, data_root):
     """A copy of the pipeline (code, dvc.yaml, paper numbers) with a two-run params.yaml, as a git+DVC repo."""
     proj = tmp_path / "proj"
-    shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
-    for f in ("dvc.yaml", "paper_tables/paper.csv", "pyproject.toml", "README.md"):
+    shutil.copytree(
+        REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for f in (
+        "dvc.yaml",
+        "paper_tables/paper.csv",
+        "pyproject.toml",
+        "README.md",
+        ".gitignore",
+    ):
         (proj / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, proj / f)
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
@@ -153,9 +497,18 @@ def tiny_project(tmp_path, data_root):
 def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     proj = tiny_project
     first = _sh(proj, "dvc", "repro")
-    assert "Running stage 'train@c10-single-0'" in first and "Running stage 'train@c10-single-1'" in first
-    assert sorted(p.name for p in (proj / "figures").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
-    assert "c10-single" in (proj / "paper_tables" / "reproduction.md").read_text()
+    assert (
+        "Running stage 'train@c10-single-0'" in first
+        and "Running stage 'train@c10-single-1'" in first
+    )
+    assert sorted(p.name for p in (proj / "figures" / "tiny").iterdir()) == [
+        f"fig{n:02d}.png" for n in range(4, 13)
+    ]
+    assert (
+        "c10-single" in (proj / "paper_tables" / "tiny" / "reproduction.md").read_text()
+    )
+    assert (proj / "paper_tables" / "tiny" / "README.md").is_file()
+    assert (proj / "runs" / "tiny" / "c10-single" / "s0" / "machine.json").is_file()
     assert "Running stage" not in _sh(proj, "dvc", "repro")  # second run does nothing
     assert "test_acc_last15" in _sh(proj, "dvc", "metrics", "show")
     _sh(proj, "git", "add", "-A")
@@ -177,6 +530,64 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     final = _sh(proj, "dvc", "exp", "run", "-S", override)
     for stage in ("train@c10-single-0", "train@c10-random-0"):
         assert f"Stage '{stage}' is cached - skipping run" in final
-    runs = pd.read_csv(proj / "results" / "runs.csv")
+    runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
-    assert (proj / "runs" / "c10-random" / "s0" / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+    assert (
+        runs.seconds_per_epoch > 0
+    ).all() and runs.in_block.isna().all()  # random labels log no diagnostics
+    assert (
+        proj / "runs" / "tiny" / "c10-random" / "s0" / "history.csv"
+    ).read_text().count("\n") == 3  # header + 2 epochs
+
+
+def _train_stages(status: str) -> list[str]:
+    return [
+        line.strip().rstrip(":")
+        for line in status.splitlines()
+        if line.startswith("train@")
+    ]
+
+
+@pytest.mark.slow
+def test_editing_another_profile_leaves_trained_runs_up_to_date(tiny_project):
+    """Each train stage depends on its own resolved config, not on the whole `profiles` block."""
+    proj = tiny_project
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["experiments"]["c10-single"]["lam"] = (
+        1.0  # keeps the run identical, but touches `experiments`
+    )
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    _sh(
+        proj, "dvc", "exp", "run", "-S", "profile=other"
+    )  # a study-like profile: 2 seeds, only c10-single
+    assert (proj / "paper_tables" / "other" / "README.md").is_file()
+    assert not (
+        proj / "paper_tables" / "tiny"
+    ).exists()  # nothing of another profile is written
+    assert "Data and pipelines are up to date" in _sh(proj, "dvc", "status")
+
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["profiles"]["tiny"]["settings"]["epochs"] = (
+        3  # edit the inactive profile and an inactive experiment
+    )
+    params["profiles"]["paper"]["seeds"] = 1
+    params["experiments"]["c10-random"]["lam"] = 2.0
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    assert _train_stages(_sh(proj, "dvc", "status")) == []
+    rerun = _sh(
+        proj, "dvc", "repro"
+    )  # the plans are rewritten, unchanged: no run trains again
+    assert "Running stage 'data'" in rerun and "Running stage 'train@" not in rerun, (
+        rerun
+    )
+    assert _train_stages(_sh(proj, "dvc", "status")) == []
+
+    params["profiles"]["other"]["settings"]["epochs"] = (
+        2  # edit the active profile: its runs are out of date
+    )
+    (proj / "params.yaml").write_text(yaml.safe_dump(params))
+    _sh(proj, "dvc", "repro", "--single-item", "data")
+    assert _train_stages(_sh(proj, "dvc", "status")) == [
+        "train@c10-single-0",
+        "train@c10-single-1",
+    ]

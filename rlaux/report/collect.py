@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
 
-from rlaux.io import write_json, write_text
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
+from rlaux.io import write_json, write_text
 
-METRICS = ["test_acc_last15", "test_acc_best_val", "test_acc_final", "val_acc_best", "precision", "recall", "f1"]
+METRICS = [
+    "test_acc_last15",
+    "test_acc_best_val",
+    "test_acc_final",
+    "val_acc_best",
+    "precision",
+    "recall",
+    "f1",
+]
+LABEL_DIAGNOSTICS = {
+    "labels/in_block": "in_block",
+    "labels/entropy": "label_entropy",
+    "labels/nmi": "nmi",
+}
+"""history.csv column (label-generating methods) -> runs.csv column: the last epoch's value, NaN if absent."""
 
 
 def data_manifest(params: Params, out: Path) -> dict:
@@ -25,8 +40,10 @@ def data_manifest(params: Params, out: Path) -> dict:
         if cfg.dataset in manifest or seed != params.seeds()[0]:
             continue
         s = load_splits(cfg)
-        manifest[cfg.dataset] = {name: {"images": len(split), "per_class": torch.bincount(split.y).tolist()}
-                                 for name, split in (("train", s.train), ("val", s.val), ("test", s.test))}
+        manifest[cfg.dataset] = {
+            name: {"images": len(split), "per_class": torch.bincount(split.y).tolist()}
+            for name, split in (("train", s.train), ("val", s.val), ("test", s.test))
+        }
     write_json(out, manifest)
     return manifest
 
@@ -38,18 +55,64 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         run = params.run_dir(exp_id, seed)
         metrics_file = run / "metrics.json"
         if not metrics_file.is_file():
-            raise ConfigError(f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})")
+            raise ConfigError(
+                f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})"
+            )
         metrics = json.loads(metrics_file.read_text())
-        rows.append({"experiment": exp_id, "seed": seed, "dataset": cfg.dataset, "method": cfg.method, "lam": cfg.lam}
-                    | {k: metrics[k] for k in METRICS})
         history = pd.read_csv(run / "history.csv")
-        curves.append(history[["epoch", "val_acc", "test_acc"]].assign(experiment=exp_id, seed=seed))
+        last = history.iloc[-1] if len(history) else pd.Series(dtype=float)
+        rows.append(
+            {
+                "experiment": exp_id,
+                "seed": seed,
+                "dataset": cfg.dataset,
+                "method": cfg.method,
+                "lam": cfg.lam,
+            }
+            | {k: metrics[k] for k in METRICS}
+            | {"seconds_per_epoch": _seconds_per_epoch(run, history)}
+            | {
+                col: float(last.get(src, math.nan))
+                for src, col in LABEL_DIAGNOSTICS.items()
+            }
+            | _machine(run)
+        )
+        curves.append(
+            history[["epoch", "val_acc", "test_acc"]].assign(
+                experiment=exp_id, seed=seed
+            )
+        )
     runs = pd.DataFrame(rows)
     curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text(out_dir / "curves.csv", curve.to_csv(index=False))
     mean = runs.groupby("experiment", sort=False)[METRICS].mean()
-    summary = {"profile": params.profile, "runs": len(runs)} | {e: {k: round(v, 4) for k, v in r.items()} for e, r in mean.iterrows()}
+    summary = {"profile": params.profile, "runs": len(runs)} | {
+        e: {k: round(v, 4) for k, v in r.items()} for e, r in mean.iterrows()
+    }
     write_json(out_dir / "summary.json", summary)
     return runs, curve
+
+
+def _seconds_per_epoch(run: Path, history: pd.DataFrame) -> float:
+    """timing.json's steady-state seconds per epoch, else the mean of history.csv's `seconds` column."""
+    timing = run / "timing.json"
+    if timing.is_file():
+        return float(json.loads(timing.read_text())["seconds_per_epoch"])
+    return float(history["seconds"].mean()) if "seconds" in history else math.nan
+
+
+def _machine(run: Path) -> dict[str, str]:
+    """Where the run trained (machine.json, written by `rlaux experiment`): one readable string and a date."""
+    path = run / "machine.json"
+    if not path.is_file():
+        return {"machine": "", "finished": ""}
+    m = json.loads(path.read_text())
+    parts = [
+        m.get("cpu", ""),
+        f"GPU {m['gpu']}" if m.get("gpu") else "no GPU",
+        f"torch {m.get('torch', '?')}",
+        f"python {m.get('python', '?')}",
+    ]
+    return {"machine": "; ".join(parts), "finished": m.get("finished", "")}
