@@ -31,8 +31,19 @@ def small_config(data_root: Path, tmp_path: Path):
     torch.set_num_threads(2)
 
     def make(**overrides) -> TrainConfig:
-        base = dict(dataset="cifar10", method="single", epochs=2, train_size=2000, test_size=1000, width=0.25,
-                    seed=0, data_root=str(data_root), device="cpu", progress=False, out=str(tmp_path / "run"))
+        base = dict(
+            dataset="cifar10",
+            method="single",
+            epochs=2,
+            train_size=2000,
+            test_size=1000,
+            width=0.25,
+            seed=0,
+            data_root=str(data_root),
+            device="cpu",
+            progress=False,
+            out=str(tmp_path / "run"),
+        )
         return build_config(base, overrides)
 
     return make

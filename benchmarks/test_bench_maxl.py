@@ -66,7 +66,10 @@ def test_epoch_cost_relative_to_single(benchmark, data_root, method, order):
     finally:
         torch.set_num_threads(threads)
     ratio = sum(timed.cpu[1:]) / sum(single.cpu[1:])
-    benchmark.extra_info.update(cpu_ratio=ratio, wall_ratio=sum(timed.wall[1:]) / sum(single.wall[1:]),
-                                single_epoch_cpu_s=sum(single.cpu[1:]) / ROUNDS)
+    benchmark.extra_info.update(
+        cpu_ratio=ratio,
+        wall_ratio=sum(timed.wall[1:]) / sum(single.wall[1:]),
+        single_epoch_cpu_s=sum(single.cpu[1:]) / ROUNDS,
+    )
     print(f"\n{method} order {order}: one epoch = {ratio:.2f}x a single epoch (CPU time)")
     assert ratio < CEILING

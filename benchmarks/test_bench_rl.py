@@ -103,7 +103,9 @@ def test_batched_collector_vs_env_loop(benchmark, splits):
         _, method = build("rl", splits, rl={"collector": name})
         method.agent.train = lambda: None  # type: ignore[method-assign]
         methods[name] = method  # type: ignore[assignment]
-    steps = methods["batched"].agent.n_steps * (methods["batched"].env.epoch_steps() // methods["batched"].agent.n_steps)
+    steps = methods["batched"].agent.n_steps * (
+        methods["batched"].env.epoch_steps() // methods["batched"].agent.n_steps
+    )
 
     full = {name: seconds(lambda m=m: m.collector.run(0)) for name, m in methods.items()}
     for m in methods.values():  # labelling only: the main-network step and reward stubbed out
@@ -152,8 +154,12 @@ def test_rl_cycle_vs_single_epoch(benchmark, splits):
     cycle = (agent_s + main_s) / single_s
     units = {label: s / single_s for label, s in sorted(watch.seconds.items())}
     units["other"] = cycle - sum(units.values())
-    benchmark.extra_info.update({"single_epoch_s": single_s, "agent_epoch_s": agent_s, "main_epoch_s": main_s,
-                                 "cycle_over_single": cycle} | {f"units: {k}": v for k, v in units.items()})
-    print(f"\n  single epoch {single_s:.2f}s; agent epoch {agent_s:.2f}s + main epoch {main_s:.2f}s = {cycle:.1f} units")
+    benchmark.extra_info.update(
+        {"single_epoch_s": single_s, "agent_epoch_s": agent_s, "main_epoch_s": main_s, "cycle_over_single": cycle}
+        | {f"units: {k}": v for k, v in units.items()}
+    )
+    print(
+        f"\n  single epoch {single_s:.2f}s; agent epoch {agent_s:.2f}s + main epoch {main_s:.2f}s = {cycle:.1f} units"
+    )
     print("\n".join(f"    {k:42s} {v:5.2f} units" for k, v in units.items()))
     assert cycle <= CYCLE_CEILING

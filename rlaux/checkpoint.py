@@ -103,7 +103,7 @@ def _torch_load(path: Path, fix: str, **kw: Any) -> Any:
         return torch.load(path, **kw)
     except CheckpointError:
         raise
-    except Exception as err:  # noqa: BLE001  a damaged file fails in many ways (zip, unpickling, storages)
+    except Exception as err:
         raise CheckpointError(
             one_line(
                 f"{path} cannot be loaded ({type(err).__name__}: {err}); it is truncated, "

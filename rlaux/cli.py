@@ -101,7 +101,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             node = node.setdefault(p, {})
         value = yaml.safe_load(raw)
         node[leaf] = (
-            raw if isinstance(value, (dict, list)) or value is None and raw not in ("null", "none", "None") else value
+            raw if isinstance(value, (dict, list)) or (value is None and raw not in ("null", "none", "None")) else value
         )
     return out
 
@@ -207,14 +207,22 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("experiment")
     ex.add_argument("--seed", type=int, required=True)
     ex.add_argument("--params", **params_flag)
-    ex.add_argument("--plan", type=Path, default=None,
-                    help="the run's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it")
+    ex.add_argument(
+        "--plan",
+        type=Path,
+        default=None,
+        help="the run's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it",
+    )
     ex.set_defaults(func=_experiment)
     da = sub.add_parser("data", help="check (and download) the active profile's datasets; write a manifest")
     da.add_argument("--params", **params_flag)
     da.add_argument("--out", type=Path, default=Path("results/data.json"))
-    da.add_argument("--plan", type=Path, default=Path("results/plan"),
-                    help="where to write each run's plan (its resolved config), one file per train stage")
+    da.add_argument(
+        "--plan",
+        type=Path,
+        default=Path("results/plan"),
+        help="where to write each run's plan (its resolved config), one file per train stage",
+    )
     da.set_defaults(func=_data)
     co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")
     co.add_argument("--params", **params_flag)
@@ -230,8 +238,12 @@ def build_parser() -> argparse.ArgumentParser:
         rp.add_argument("--paper", type=Path, default=Path("paper_tables/paper.csv"))
         rp.add_argument("--out", type=Path, default=Path(default_out))
         if name == "tables":
-            rp.add_argument("--figures", type=Path, default=Path("figures"),
-                            help="where the figures stage wrote this profile's PNGs (linked from README.md)")
+            rp.add_argument(
+                "--figures",
+                type=Path,
+                default=Path("figures"),
+                help="where the figures stage wrote this profile's PNGs (linked from README.md)",
+            )
         rp.set_defaults(func=_report)
     return parser
 

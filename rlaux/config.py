@@ -183,11 +183,15 @@ class TrainConfig(_Strict):
                 f"batch_size = {self.batch_size}"
             )
         if self.errata.broadcast_targets and not self.errata.unmasked_soft_targets:
-            raise ValueError("errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
-                             "turn on errata.unmasked_soft_targets as well")
+            raise ValueError(
+                "errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
+                "turn on errata.unmasked_soft_targets as well"
+            )
         if self.errata.unmasked_soft_targets and self.rl.target == "in-block":
-            raise ValueError("errata.unmasked_soft_targets needs rl.target 'masked' (actions over all K classes); "
-                             "rl.target 'in-block' has no out-of-block action to leave unmasked")
+            raise ValueError(
+                "errata.unmasked_soft_targets needs rl.target 'masked' (actions over all K classes); "
+                "rl.target 'in-block' has no out-of-block action to leave unmasked"
+            )
         return self
 
     def snapshot(self) -> dict[str, Any]:
@@ -220,7 +224,7 @@ def _format(err: ValidationError, layers: tuple[dict[str, Any], ...] = (), sourc
             msg = f"got {e.get('input')!r}; {msg.lower()}"
         elif "input" in e and e["type"] != "value_error":
             msg = f"got {e['input']!r}; {msg.lower()}"
-        origin = [src for layer, src in zip(layers, sources) if src and loc and _has_path(layer, loc)]
+        origin = [src for layer, src in zip(layers, sources, strict=False) if src and loc and _has_path(layer, loc)]
         parts.append(f"{key}: {msg}" + (f" (from {origin[-1]})" if origin else ""))
     return one_line("invalid config: " + "; ".join(parts))
 

@@ -36,7 +36,9 @@ class Split:
         return Split(self.x[idx], self.y[idx], None if self.aux is None else self.aux[idx])
 
     def to(self, device: torch.device | str) -> Split:
-        move = lambda t: None if t is None else t.to(device)
+        def move(t):
+            return None if t is None else t.to(device)
+
         return Split(move(self.x), move(self.y), move(self.aux))
 
 
@@ -65,7 +67,10 @@ def _split(x: np.ndarray, y, aux=None, channels_last: bool = True) -> Split:
     xt = torch.from_numpy(np.ascontiguousarray(x))
     if channels_last:
         xt = xt.permute(0, 3, 1, 2).contiguous()
-    to_long = lambda a: None if a is None else torch.as_tensor(np.asarray(a), dtype=torch.int64)
+
+    def to_long(a):
+        return None if a is None else torch.as_tensor(np.asarray(a), dtype=torch.int64)
+
     return Split(xt, to_long(y), to_long(aux))
 
 
@@ -82,7 +87,7 @@ def _expected_files(factory: Callable[..., object], root: Path, kw: dict) -> lis
         folder = root / factory.base_folder  # type: ignore[attr-defined]
         listed = factory.train_list + factory.test_list  # type: ignore[attr-defined]
         files = [(folder / name, md5) for name, md5 in listed]
-        return files + [(folder / factory.meta["filename"], factory.meta["md5"])]  # type: ignore[attr-defined]
+        return [*files, (folder / factory.meta["filename"], factory.meta["md5"])]  # type: ignore[attr-defined]
     if hasattr(factory, "split_list"):  # SVHN: one .mat file per split
         _, name, md5 = factory.split_list[kw["split"]]  # type: ignore[attr-defined]
         return [(root / name, md5)]
@@ -94,7 +99,7 @@ def _torchvision(factory: Callable[..., object], root: Path, download: bool, nam
     and so does a torchvision layout that exists but is incomplete or corrupted."""
     try:
         return factory(root=str(root), download=download, **kw)
-    except Exception as err:  # noqa: BLE001  torchvision: RuntimeError (missing/corrupt) or URLError/OSError (offline)
+    except Exception as err:
         how = "the download failed" if download else "download is off"
         files = _expected_files(factory, root, kw)
         data_files = files[:-1] if hasattr(factory, "train_list") else files
@@ -160,7 +165,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
             arrays = {k: archive[k] for k in wanted}
     except DataFileError:
         raise
-    except Exception as err:  # noqa: BLE001  a damaged file fails in many ways (zip, zlib, npy header, EOF, size)
+    except Exception as err:
         raise DataFileError(
             one_line(
                 f"data file {path} cannot be read ({type(err).__name__}: {err}); it is "
@@ -194,7 +199,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
     if name == "cifar100":
         fine = np.concatenate([arrays["y_train"], arrays["y_test"]])
         coarse = np.concatenate([arrays["y_train_coarse"], arrays["y_test_coarse"]])
-        pairs = set(zip(fine.tolist(), coarse.tolist()))
+        pairs = set(zip(fine.tolist(), coarse.tolist(), strict=False))
         per_fine = {f for f, _ in pairs}
         per_coarse = np.bincount([c for _, c in pairs], minlength=20)
         if len(pairs) != len(per_fine) or per_coarse.max() > 5:
@@ -207,7 +212,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
 
 def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
     """Renumber fine labels so that fine class f of superclass c becomes psi*c + rank(f in c)."""
-    pairs = sorted({(int(c), int(f)) for f, c in zip(fine, coarse)})
+    pairs = sorted({(int(c), int(f)) for f, c in zip(fine, coarse, strict=False)})
     rank: dict[int, int] = {}
     for c, f in pairs:
         rank[f] = psi * c + sum(1 for c2, f2 in pairs if c2 == c and f2 < f)
@@ -238,7 +243,7 @@ def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split,
             parts.append((ds.data, np.asarray(raw["fine_labels"]), np.asarray(raw["coarse_labels"])))
     fine_all = np.concatenate([p[1] for p in parts])
     coarse_all = np.concatenate([p[2] for p in parts])
-    remap = dict(zip(fine_all.tolist(), block_order(fine_all, coarse_all, psi=5).tolist()))
+    remap = dict(zip(fine_all.tolist(), block_order(fine_all, coarse_all, psi=5).tolist(), strict=False))
     return tuple(_split(x, coarse, np.vectorize(remap.__getitem__)(fine)) for x, fine, coarse in parts)  # type: ignore[return-value]
 
 
@@ -272,7 +277,7 @@ def stratified_indices(labels: Tensor, size: int, generator: torch.Generator) ->
     leftover = size - int(quota.sum())
     quota[torch.argsort(exact - quota, descending=True, stable=True)[:leftover]] += 1
     picked = []
-    for c, q in zip(classes.tolist(), quota.tolist()):
+    for c, q in zip(classes.tolist(), quota.tolist(), strict=False):
         members = (labels == c).nonzero().squeeze(1)
         picked.append(members[torch.randperm(len(members), generator=generator)[:q]])
     return torch.cat(picked).sort().values

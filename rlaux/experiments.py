@@ -168,8 +168,13 @@ def machine(device: str = "cpu") -> dict[str, str]:
     import torch
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
-    return {"cpu": cpu, "gpu": gpu, "torch": torch.__version__, "python": platform.python_version(),
-            "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    return {
+        "cpu": cpu,
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS, plan_file: Path | None = None) -> dict:
@@ -190,8 +195,9 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS, plan_file
         if not Path(plan_file).is_file():
             raise ConfigError(f"plan {plan_file} is missing; write it with `rlaux data` (dvc repro data)")
         if json.loads(Path(plan_file).read_text()) != params.plan(exp_id, seed):
-            raise ConfigError(f"plan {plan_file} is stale (params.yaml changed since); rewrite it with "
-                              f"`rlaux data` (dvc repro data)")
+            raise ConfigError(
+                f"plan {plan_file} is stale (params.yaml changed since); rewrite it with `rlaux data` (dvc repro data)"
+            )
     cfg = params.run_config(exp_id, seed)
     out = params.run_dir(exp_id, seed)
     if cfg is None:

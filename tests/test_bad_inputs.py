@@ -98,11 +98,11 @@ def zip_member_ranges(blob: bytes) -> list[tuple[int, int]]:
 def byte_corruptions(blob: bytes, rng: random.Random, archive: bool) -> dict[str, bytes]:
     """Truncations at random offsets, flipped bytes (inside archive members), garbage, emptiness."""
     out = {"empty": b"", "garbage": rng.randbytes(len(blob))}
-    for i in range(3):
+    for _i in range(3):
         cut = rng.randrange(1, len(blob))
         out[f"truncated@{cut}"] = blob[:cut]
     ranges = zip_member_ranges(blob) if archive else [(0, len(blob))]
-    for i in range(3):
+    for _i in range(3):
         start, end = rng.choice(ranges)
         pos = rng.randrange(start, end)
         flipped = bytearray(blob)
@@ -174,7 +174,10 @@ def _npz_bytes_cases(rng: random.Random) -> dict[str, object]:
 
 def _npz_array_cases(rng: random.Random) -> dict[str, object]:
     """Functions turning the valid arrays into invalid ones."""
-    key = lambda prefix: rng.choice([f"{prefix}_train", f"{prefix}_test"])
+
+    def key(prefix):
+        return rng.choice([f"{prefix}_train", f"{prefix}_test"])
+
     cases: dict[str, object] = {}
     k = key(rng.choice("xy"))
     cases[f"drop-{k}"] = lambda a, k=k: {n: v for n, v in a.items() if n != k}
@@ -279,8 +282,8 @@ def _yaml_cases(rng: random.Random) -> dict[str, object]:
     cases: dict[str, object] = {}
     for snippet in rng.sample(BROKEN_SNIPPETS, 4):  # unparseable: a broken line at a random place
         at = rng.randrange(len(lines) + 1)
-        cases[f"syntax@{at}:{snippet[:6]!r}"] = "\n".join(lines[:at] + [snippet] + lines[at:]) + "\n"
-    for i in range(3):  # unknown keys: a known key with a typo
+        cases[f"syntax@{at}:{snippet[:6]!r}"] = "\n".join([*lines[:at], snippet, *lines[at:]]) + "\n"
+    for _i in range(3):  # unknown keys: a known key with a typo
         line = rng.choice([ln for ln in lines if ":" in ln and not ln.endswith(":")])
         key, rest = line.split(":", 1)
         pos = rng.randrange(len(key.strip()))
@@ -314,11 +317,11 @@ def _params_cases(rng: random.Random) -> dict[str, object]:
     text = (REPO / "params.yaml").read_text()
     head = text.index("\nexperiments:")
     cases: dict[str, object] = {}
-    for i in range(3):  # truncated before its experiments: `only` then names unknown ones, or it cannot parse
+    for _i in range(3):  # truncated before its experiments: `only` then names unknown ones, or it cannot parse
         cut = rng.randrange(1, head)
         cases[f"truncated@{cut}"] = text[:cut]
     opens = [i for i in range(head, len(text)) if text[i] == "{"]
-    for i in range(2):  # truncated inside an experiment's flow mapping: cannot parse
+    for _i in range(2):  # truncated inside an experiment's flow mapping: cannot parse
         cut = rng.choice(opens) + 1 + rng.randrange(5)
         cases[f"truncated-in-mapping@{cut}"] = text[:cut]
     cases["seeds-not-int"] = text.replace("seeds: 2", "seeds: two", 1)
@@ -456,7 +459,9 @@ def _eval_cases(rng: random.Random) -> dict[str, object]:
 
         return apply
 
-    first = lambda w: sorted(w)[rng.randrange(len(w))]
+    def first(w):
+        return sorted(w)[rng.randrange(len(w))]
+
     cases: dict[str, object] = {}
     for how in ("truncated", "flipped", "garbage", "empty"):
         cases[f"best.pt-{how}"] = ("best.pt", bytes_of("best.pt", how))

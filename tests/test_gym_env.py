@@ -75,5 +75,5 @@ def readme_example() -> str:
 
 def test_readme_sb3_example_runs(data_env):
     namespace: dict = {}
-    exec(compile(readme_example(), "README.md", "exec"), namespace)  # noqa: S102  the README is ours
+    exec(compile(readme_example(), "README.md", "exec"), namespace)
     assert namespace["agent"].num_timesteps >= 200

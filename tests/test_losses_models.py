@@ -7,7 +7,15 @@ import math
 import pytest
 import torch
 
-from rlaux.losses import authors_mask_softmax, batch_entropy, block_mask, combine_aux, focal_loss, masked_softmax, weight_factor
+from rlaux.losses import (
+    authors_mask_softmax,
+    batch_entropy,
+    block_mask,
+    combine_aux,
+    focal_loss,
+    masked_softmax,
+    weight_factor,
+)
 from rlaux.models import AuxNet
 
 
@@ -94,7 +102,9 @@ def test_main_network_init_is_xavier_uniform_with_zero_bias():
     assert check_xavier(AuxNet(10, 50, width=0.25), "uniform") == 13 + 4
 
 
-@pytest.mark.parametrize("label_init, kind", [(None, "normal"), ("xavier_normal", "normal"), ("xavier_uniform", "uniform")])
+@pytest.mark.parametrize(
+    "label_init, kind", [(None, "normal"), ("xavier_normal", "normal"), ("xavier_uniform", "uniform")]
+)
 def test_maxl_label_network_init_follows_the_switch(small_config, label_init, kind):
     """Default: xavier_normal, as MAXL's code (SPEC §4); the switch gives xavier_uniform."""
     from rlaux.training import build_run
@@ -110,8 +120,12 @@ def test_authors_mask_softmax_by_hand():
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
     e0 = [math.exp(-30), math.exp(-29)]  # row max 30 sits outside the mask: the block keeps e^-30, e^-29
     e1 = [math.exp(-3), math.exp(-2)]
-    expected = torch.tensor([[e0[0] / (sum(e0) + 1e-8), e0[1] / (sum(e0) + 1e-8), 0, 0],
-                             [0, 0, e1[0] / (sum(e1) + 1e-8), e1[1] / (sum(e1) + 1e-8)]])
+    expected = torch.tensor(
+        [
+            [e0[0] / (sum(e0) + 1e-8), e0[1] / (sum(e0) + 1e-8), 0, 0],
+            [0, 0, e1[0] / (sum(e1) + 1e-8), e1[1] / (sum(e1) + 1e-8)],
+        ]
+    )
     torch.testing.assert_close(authors_mask_softmax(x, mask), expected, rtol=1e-5, atol=0)
     assert authors_mask_softmax(x, mask)[0].sum() < 1e-4  # the mass the authors' targets lost
     assert authors_mask_softmax(x, mask)[1].sum() == pytest.approx(1.0, abs=1e-6)

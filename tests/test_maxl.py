@@ -15,8 +15,8 @@ from rlaux import evaluation
 from rlaux.cli import main
 from rlaux.config import build_config
 from rlaux.losses import batch_entropy, block_mask, focal_loss, weight_factor
-from rlaux.methods.base import AuxTargets
 from rlaux.methods import maxl as maxl_module
+from rlaux.methods.base import AuxTargets
 from rlaux.methods.maxl import LabelNet, meta_objective
 from rlaux.models import mlp_head
 from rlaux.training import STREAM_META, build_run, total_loss, train
@@ -44,24 +44,41 @@ def lookahead_primary_loss(model, x, y, targets, alpha, cfg, create_graph=False)
     """L_pri(θ − α∇θ L(θ; targets)), computed directly: what the hypergradient differentiates
     (with `create_graph`, differentiable into the targets, as MAXL's code computes it)."""
     params = dict(model.named_parameters())
-    grads = torch.autograd.grad(total_loss(functional_call(model, params, (x,)), y, targets, cfg), tuple(params.values()),
-                                create_graph=create_graph)
-    fast = {k: p - alpha * g for (k, p), g in zip(params.items(), grads)}
+    grads = torch.autograd.grad(
+        total_loss(functional_call(model, params, (x,)), y, targets, cfg),
+        tuple(params.values()),
+        create_graph=create_graph,
+    )
+    fast = {k: p - alpha * g for (k, p), g in zip(params.items(), grads, strict=False)}
     return focal_loss(functional_call(model, fast, (x,))[0], y, cfg.focal_gamma).mean()
 
 
-@pytest.mark.parametrize(("method", "batch_mean", "order", "fd_step", "tol"), [
-    ("maxl", False, 2, None, 1e-4), ("wa-maxl", False, 2, None, 1e-4), ("wa-maxl", True, 2, None, 1e-4),
-    # first order = finite differences: exact as the step shrinks; at MAXL's own step (0.01 in
-    # norm) a ReLU/max-pool kink of this tiny net costs ~1%
-    ("maxl", False, 1, 1e-4, 1e-4), ("wa-maxl", False, 1, 1e-4, 1e-4), ("maxl", False, 1, None, 5e-2),
-])
+@pytest.mark.parametrize(
+    ("method", "batch_mean", "order", "fd_step", "tol"),
+    [
+        ("maxl", False, 2, None, 1e-4),
+        ("wa-maxl", False, 2, None, 1e-4),
+        ("wa-maxl", True, 2, None, 1e-4),
+        # first order = finite differences: exact as the step shrinks; at MAXL's own step (0.01 in
+        # norm) a ReLU/max-pool kink of this tiny net costs ~1%
+        ("maxl", False, 1, 1e-4, 1e-4),
+        ("wa-maxl", False, 1, 1e-4, 1e-4),
+        ("maxl", False, 1, None, 5e-2),
+    ],
+)
 def test_hypergradient_matches_central_finite_differences(monkeypatch, method, batch_mean, order, fd_step, tol):
     if fd_step is not None:
         monkeypatch.setattr(maxl_module, "FD_STEP", fd_step)
     torch.manual_seed(0)
-    cfg = build_config({"method": method, "psi": PSI, "lam": 0.7, "maxl": {"order": order},
-                        "errata": {"batch_mean_weights": batch_mean}})
+    cfg = build_config(
+        {
+            "method": method,
+            "psi": PSI,
+            "lam": 0.7,
+            "maxl": {"order": order},
+            "errata": {"batch_mean_weights": batch_mean},
+        }
+    )
     model = TinyNet().double()
     label_net = LabelNet(tiny_trunk(), 64, C * PSI, PSI, weighted=method == "wa-maxl").double()
     x, y, alpha = torch.randn(6, 3, 8, 8, dtype=torch.float64), torch.tensor([0, 1, 0, 1, 1, 0]), 0.5
@@ -74,8 +91,10 @@ def test_hypergradient_matches_central_finite_differences(monkeypatch, method, b
     params = list(label_net.parameters())
     grads = torch.autograd.grad(surrogate, params)
     if order == 2:  # MAXL's own way: backpropagate through a create_graph look-ahead
-        reference = torch.autograd.grad(lookahead_primary_loss(model, x, y, targets(), alpha, cfg, create_graph=True), params)
-        for g, r in zip(grads, reference):
+        reference = torch.autograd.grad(
+            lookahead_primary_loss(model, x, y, targets(), alpha, cfg, create_graph=True), params
+        )
+        for g, r in zip(grads, reference, strict=False):
             torch.testing.assert_close(g, r, rtol=1e-7, atol=1e-10)
     for _ in range(3):
         u = [torch.randn_like(p) for p in params]
@@ -89,7 +108,7 @@ def test_hypergradient_matches_central_finite_differences(monkeypatch, method, b
         with torch.no_grad():
             torch._foreach_add_(params, u, alpha=h)
         numeric = (plus - minus).item() / (2 * h)
-        analytic = sum((g * d).sum() for g, d in zip(grads, u)).item()
+        analytic = sum((g * d).sum() for g, d in zip(grads, u, strict=False)).item()
         assert analytic == pytest.approx(numeric, rel=tol), (analytic, numeric)
 
 
@@ -131,8 +150,8 @@ def test_meta_step_moves_only_the_label_network(small_config, method, order):
 
     for k, t in trainer.model.state_dict().items():  # parameters and BN running statistics
         assert torch.equal(t, main_before[k]), k
-    assert all(torch.equal(p.grad, g) for p, g in zip(trainer.model.parameters(), grads_before))
-    assert all(not torch.equal(p, q) for p, q in zip(maxl.label_net.parameters(), label_before))
+    assert all(torch.equal(p.grad, g) for p, g in zip(trainer.model.parameters(), grads_before, strict=False))
+    assert all(not torch.equal(p, q) for p, q in zip(maxl.label_net.parameters(), label_before, strict=False))
 
 
 def test_wa_factors_are_per_sample_and_batch_mean_erratum_is_exact(small_config):
@@ -158,16 +177,40 @@ def read_history(out):
 @pytest.mark.parametrize("method", ["maxl", "wa-maxl"])
 def test_cli_trains_two_epochs_and_writes_metrics_and_history(data_root, tmp_path, method):
     out = tmp_path / method
-    main(["train", "--dataset", "cifar10", "--method", method, "--epochs", "2", "--train-size", "1000",
-          "--test-size", "500", "--width", "0.25", "--data-root", str(data_root), "--device", "cpu",
-          "--progress", "false", "--out", str(out)])
+    main(
+        [
+            "train",
+            "--dataset",
+            "cifar10",
+            "--method",
+            method,
+            "--epochs",
+            "2",
+            "--train-size",
+            "1000",
+            "--test-size",
+            "500",
+            "--width",
+            "0.25",
+            "--data-root",
+            str(data_root),
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+            "--out",
+            str(out),
+        ]
+    )
     metrics = json.loads((out / "metrics.json").read_text())
     row = {"epoch": 1, "val_acc": 0.0, "test_acc": 0.0, "test_precision": 0.0, "test_recall": 0.0, "test_f1": 0.0}
     assert set(evaluation.summarize([row])) | {"config"} <= set(metrics)
     assert metrics["config"]["method"] == method and metrics["epochs"] == 2
     history = read_history(out)
     logged = ["maxl/label_entropy", "maxl/meta_loss"]
-    logged += ["maxl/weight_mean", "maxl/weight_std", "maxl/factor_mean", "maxl/factor_std"] if method == "wa-maxl" else []
+    logged += (
+        ["maxl/weight_mean", "maxl/weight_std", "maxl/factor_mean", "maxl/factor_std"] if method == "wa-maxl" else []
+    )
     for r in history:
         for key in logged:
             assert float(r[key]) == float(r[key]), key  # present and not NaN
@@ -185,5 +228,7 @@ def test_resumed_run_gives_identical_metrics(small_config, tmp_path, kill_after_
     kill_after_first_epoch(resumed)
     train(resumed, resume=True)
     strip = lambda m: {k: v for k, v in m.items() if k != "config"}  # noqa: E731
-    assert strip(json.loads((resumed.out / "metrics.json").read_text())) == strip(json.loads((straight.out / "metrics.json").read_text()))
+    assert strip(json.loads((resumed.out / "metrics.json").read_text())) == strip(
+        json.loads((straight.out / "metrics.json").read_text())
+    )
     assert read_history(resumed.out)[1]["maxl/meta_loss"] == read_history(straight.out)[1]["maxl/meta_loss"]

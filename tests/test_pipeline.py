@@ -27,9 +27,7 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.profile == "smoke" and params.seeds() == [0, 1]
     assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
     assert params.run_config("c10-rl", 2) is None  # third seed is paper-only
-    assert (
-        params.run_config("c100-maxl-lam2", 0) is None
-    )  # λ sweeps are paper-only (not in `only`)
+    assert params.run_config("c100-maxl-lam2", 0) is None  # λ sweeps are paper-only (not in `only`)
     assert params.run_config("c10-wa-rl", 1).width == 0.125
     params.profile = "paper"
     cfg = params.run_config("c100-maxl-lam2", 1)
@@ -41,10 +39,7 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     )
     paper = params.run_config("svhn-wa-rl", 2)
     assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
-    assert (
-        params.run_config("c100-rl", 0).epochs == 200
-        and params.run_config("c10-rl", 0).epochs == 80
-    )
+    assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80
     assert params.run_config("c10-rl", 3) is None  # the paper profile keeps 3 seeds
 
 
@@ -72,17 +67,18 @@ def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
         cfg.focal_gamma,
     ) == ("cifar10", "random", 8.0, 0.01, 100, 2.0)
     assert str(cfg.out) == "runs/study/c10-random-lam8/s4"
-    assert (
-        params.run_config("c10-rl-asrun", 0) is None
-        and params.run_config("c100-rl", 0) is None
-    )
-    asrun = params.experiments["c10-rl-asrun"]["errata"]
-    assert asrun == {
-        "frozen_heads": True,
-        "scalar_value": True,
-        "softmax_features": True,
-        "softmax_reward": True,
-    }
+    assert params.run_config("c10-rl-asrun", 0) is None and params.run_config("c100-rl", 0) is None
+    # as-run = every erratum that can act on a CIFAR-10 RL-AUX run: all but K = B broadcasting,
+    # the WA-RL weight scale, the WA-MAXL broadcast and the reset-ablation replay
+    from rlaux.config import Errata
+
+    not_applicable = {"broadcast_targets", "weight_scale_8w3", "batch_mean_weights", "reset_replays_first_batch"}
+    for exp_id, errata in (
+        ("c10-rl-asrun", set(Errata.model_fields) - not_applicable),
+        ("c100-rl-asrun", set(Errata.model_fields) - {"batch_mean_weights", "reset_replays_first_batch"}),
+    ):
+        on = {k for k, v in params.experiments[exp_id]["errata"].items() if v}
+        assert on == errata, exp_id
 
 
 def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
@@ -94,18 +90,10 @@ def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
     assert len(paths) == len(params.experiments) * len(params.seed_pool)
     before = {p.name: p.read_text() for p in paths}
     plan = json.loads((tmp_path / "c10-rl-s4.json").read_text())
-    assert (
-        plan["active"]
-        and plan["config"]["width"] == 0.125
-        and "data_root" not in plan["config"]
-    )
+    assert plan["active"] and plan["config"]["width"] == 0.125 and "data_root" not in plan["config"]
     assert json.loads((tmp_path / "c100-rl-s0.json").read_text())["active"] is False
-    params.profiles["smoke"].settings["width"] = (
-        0.5  # another profile's edit leaves every plan as it was
-    )
-    params.experiments["c100-rl"]["lam"] = (
-        3.0  # so does an edit of an experiment outside the profile
-    )
+    params.profiles["smoke"].settings["width"] = 0.5  # another profile's edit leaves every plan as it was
+    params.experiments["c100-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
     write_plans(params, tmp_path)
     assert {p.name: p.read_text() for p in paths} == before
 
@@ -126,7 +114,7 @@ def test_bad_experiment_is_rejected_with_its_id(tmp_path):
         "lamda": 2,
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    with pytest.raises(ConfigError, match="(?s)c10-oops.*lamda"):
+    with pytest.raises(ConfigError, match=r"(?s)c10-oops.*lamda"):
         load_params(tmp_path / "params.yaml")
     del params["experiments"]["c10-oops"]
     params["experiments"]["no-dataset"] = {"method": "single"}
@@ -141,9 +129,7 @@ def test_bad_experiment_is_rejected_with_its_id(tmp_path):
 
 def test_mean_ci_is_the_t_interval():
     m, h, n = mean_ci([1.0, 3.0])
-    assert (m, n) == (2.0, 2) and h == pytest.approx(
-        12.706204736 * 1.0, rel=1e-6
-    )  # t(0.975, 1) * s / sqrt(2)
+    assert (m, n) == (2.0, 2) and h == pytest.approx(12.706204736 * 1.0, rel=1e-6)  # t(0.975, 1) * s / sqrt(2)
     assert math.isnan(mean_ci([5.0])[1])
 
 
@@ -180,37 +166,21 @@ def test_reproduction_verdicts():
 
 def test_claims_paired_test_in_plain_words():
     rows = []
-    for seed, (rl, maxl, human) in enumerate(
-        [(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]
-    ):
+    for seed, (rl, maxl, human) in enumerate([(60, 50, 70), (61, 50.5, 71), (62, 51, 72), (60.5, 50, 70.2)]):
         rows += [
             ("c100-rl", seed, rl, 0, 0, 0),
             ("c100-maxl", seed, maxl, 0, 0, 0),
             ("c100-human", seed, human, 0, 0, 0),
         ]
     table = claims(_runs(rows), profile="smoke").set_index(["claim", "dataset"])
-    assert (
-        table.loc[
-            ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "cifar100-20"), "verdict"
-        ]
-        == "holds (p < 0.05)"
-    )
-    assert table.loc[
-        ("RL-AUX beats the human auxiliary task", "cifar100-20"), "verdict"
-    ].startswith("does not hold")
-    assert (
-        table.loc[("WA-RL beats RL-AUX", "cifar100-20"), "verdict"]
-        == "not run in this profile"
-    )
-    assert (table.profile == "smoke").all() and (
-        table.metric == "test_acc_last15"
-    ).all()
+    assert table.loc[("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "cifar100-20"), "verdict"] == "holds (p < 0.05)"
+    assert table.loc[("RL-AUX beats the human auxiliary task", "cifar100-20"), "verdict"].startswith("does not hold")
+    assert table.loc[("WA-RL beats RL-AUX", "cifar100-20"), "verdict"] == "not run in this profile"
+    assert (table.profile == "smoke").all() and (table.metric == "test_acc_last15").all()
 
 
 def test_cifar10_claims_of_the_study_are_all_there():
-    c10 = {
-        (c.text, c.better, c.worse, c.margin) for c in CLAIMS if c.dataset == "cifar10"
-    }
+    c10 = {(c.text, c.better, c.worse, c.margin) for c in CLAIMS if c.dataset == "cifar10"}
     assert c10 == {
         ("RL-AUX beats single-task learning", "c10-rl", "c10-single", 0.0),
         ("RL-AUX beats fixed random in-block labels", "c10-rl", "c10-random", 0.0),
@@ -226,9 +196,7 @@ def test_cifar10_claims_of_the_study_are_all_there():
         ),
     }
     params = load_params(REPO / "params.yaml")
-    assert {
-        e for c in CLAIMS for e in (c.better, c.worse) if not e.startswith("best:")
-    } <= set(params.experiments)
+    assert {e for c in CLAIMS for e in (c.better, c.worse) if not e.startswith("best:")} <= set(params.experiments)
 
 
 def _synthetic_runs() -> pd.DataFrame:
@@ -247,22 +215,15 @@ def _synthetic_runs() -> pd.DataFrame:
                     "dataset": "cifar10",
                     "method": method,
                     "lam": 1.0,
-                    "test_acc_last15": acc
-                    + noise
-                    + (0.1 * seed if exp == "c10-rl" else 0.0),
-                    "test_acc_best_val": 50.0
-                    + noise
-                    + (0.1 * seed if exp == "c10-rl" else 0.0),
+                    "test_acc_last15": acc + noise + (0.1 * seed if exp == "c10-rl" else 0.0),
+                    "test_acc_best_val": 50.0 + noise + (0.1 * seed if exp == "c10-rl" else 0.0),
                     "test_acc_final": acc,
                     "val_acc_best": acc,
                     "precision": 0.5,
                     "recall": 0.5,
                     "f1": 0.5,
-                    "seconds_per_epoch": spe
-                    + (0.5 if seed % 2 else -0.5) * (exp != "c10-single"),
-                    "in_block": 0.9
-                    if method == "rl"
-                    else (0.2 if method == "maxl" else math.nan),
+                    "seconds_per_epoch": spe + (0.5 if seed % 2 else -0.5) * (exp != "c10-single"),
+                    "in_block": 0.9 if method == "rl" else (0.2 if method == "maxl" else math.nan),
                     "label_entropy": 1.2 if method != "single" else math.nan,
                     "nmi": math.nan,
                     "machine": "Test CPU; no GPU; torch 2; python 3.11",
@@ -285,22 +246,13 @@ def test_claims_on_both_metrics_with_interval_and_p_value():
         pytest.approx(2.2 - half),
         pytest.approx(2.2 + half),
     )
-    assert row.p_value == pytest.approx(
-        stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue
-    )
+    assert row.p_value == pytest.approx(stats.ttest_1samp(diff, 0.0, alternative="greater").pvalue)
     assert row.p_value < 1e-4 and row.verdict == "holds (p < 0.05)"
-    best = table.loc[
-        ("RL-AUX beats single-task learning", "cifar10", "test_acc_best_val")
-    ]
+    best = table.loc[("RL-AUX beats single-task learning", "cifar10", "test_acc_best_val")]
     assert best.mean_difference == pytest.approx(0.2) and best.p_value == pytest.approx(
-        stats.ttest_1samp(
-            [0.1 * s for s in range(5)], 0.0, alternative="greater"
-        ).pvalue
+        stats.ttest_1samp([0.1 * s for s in range(5)], 0.0, alternative="greater").pvalue
     )
-    assert (
-        table.loc[("WA-RL beats RL-AUX", "cifar10", "test_acc_last15"), "verdict"]
-        == "not run in this profile"
-    )
+    assert table.loc[("WA-RL beats RL-AUX", "cifar10", "test_acc_last15"), "verdict"] == "not run in this profile"
     assert (table.profile == "study").all()
 
 
@@ -318,13 +270,9 @@ def test_cost_ratio_to_single_task_of_the_same_dataset():
     )
     table = cost(runs).set_index("experiment")
     assert table.loc["c10-single", "seconds_per_epoch"] == pytest.approx(2.0)
-    assert table.loc["c10-rl", "seconds_per_epoch"] == pytest.approx(
-        26.9
-    )  # seeds 0..4: -0.5, +0.5, -0.5, +0.5, -0.5
+    assert table.loc["c10-rl", "seconds_per_epoch"] == pytest.approx(26.9)  # seeds 0..4: -0.5, +0.5, -0.5, +0.5, -0.5
     assert table.loc["c10-rl", "ratio_to_single"] == pytest.approx(26.9 / 2.0)
-    assert table.loc["c100-maxl", "ratio_to_single"] == pytest.approx(
-        17.9 / 2.0
-    )  # both doubled: same ratio
+    assert table.loc["c100-maxl", "ratio_to_single"] == pytest.approx(17.9 / 2.0)  # both doubled: same ratio
     assert table.loc["c10-single", "ratio_to_single"] == pytest.approx(1.0)
 
 
@@ -335,9 +283,7 @@ def test_report_has_every_section(tmp_path):
     params.profile = "study"
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
     out = tmp_path / "paper_tables" / "study"
-    text = write_report(
-        params, _synthetic_runs(), paper, out, tmp_path / "figures" / "study"
-    ).read_text()
+    text = write_report(params, _synthetic_runs(), paper, out, tmp_path / "figures" / "study").read_text()
     for heading in (
         "# RL-AUX reproduction: profile `study`",
         "## Settings",
@@ -350,46 +296,21 @@ def test_report_has_every_section(tmp_path):
     ):
         assert heading in text
     assert "c10-random-lam8" in text and "width: 0.125" in text  # the settings
-    assert (
-        "Test CPU; no GPU; torch 2; python 3.11" in text
-        and "2026-01-01 10:00 UTC to 2026-01-05 10:00 UTC" in text
-    )
-    assert (
-        "![Fig. 7](../../figures/study/fig07.png)" in text and "fig04.png" not in text
-    )  # only figures with data
+    assert "Test CPU; no GPU; torch 2; python 3.11" in text and "2026-01-01 10:00 UTC to 2026-01-05 10:00 UTC" in text
+    assert "![Fig. 7](../../figures/study/fig07.png)" in text and "fig04.png" not in text  # only figures with data
     assert "Fig. 8 (SVHN)" in text  # named as not run here
-    claims_line = next(
-        line
-        for line in text.splitlines()
-        if line.startswith("| RL-AUX beats single-task learning")
-    )
-    assert (
-        "| cifar10 | study | c10-rl vs c10-single | 5 | +2.20 (" in claims_line
-        and "holds (p < 0.05)" in claims_line
-    )
+    claims_line = next(line for line in text.splitlines() if line.startswith("| RL-AUX beats single-task learning"))
+    assert "| cifar10 | study | c10-rl vs c10-single | 5 | +2.20 (" in claims_line and "holds (p < 0.05)" in claims_line
     assert "| +0.20 (" in claims_line  # test_acc_best_val beside test_acc_last15
     header = next(line for line in text.splitlines() if line.startswith("| claim |"))
-    assert (
-        "last 15 epochs (paper's metric): p" in header
-        and "best-validation epoch: p" in header
-    )
+    assert "last 15 epochs (paper's metric): p" in header and "best-validation epoch: p" in header
     assert "| c10-rl | cifar10 | rl | 26.90 | 5 | 13.45x |" in text  # the cost table
-    assert (
-        "| c10-rl | cifar10 | rl | 0.900 ± 0.000 | 1.200 ± 0.000 | – |" in text
-    )  # the label diagnostics
-    assert (
-        "| 7 | c10-rl | test_acc_last15 | 89.32 |" in text
-    )  # the reproduction row of Fig. 7
+    assert "| c10-rl | cifar10 | rl | 0.900 ± 0.000 | 1.200 ± 0.000 | – |" in text  # the label diagnostics
+    assert "| 7 | c10-rl | test_acc_last15 | 89.32 |" in text  # the reproduction row of Fig. 7
 
 
 def test_figures_are_written_for_every_paper_figure(tmp_path):
-    runs = _runs(
-        [
-            (e, s, 50.0 + s, 0.5, 0.5, 0.5)
-            for e in ("c100-single", "c100-rl", "c10-rl")
-            for s in (0, 1)
-        ]
-    )
+    runs = _runs([(e, s, 50.0 + s, 0.5, 0.5, 0.5) for e in ("c100-single", "c100-rl", "c10-rl") for s in (0, 1)])
     curves = pd.DataFrame(
         [
             {
@@ -449,9 +370,7 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
         "GIT_AUTHOR_EMAIL": "t@t",
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
-        "RLAUX_DATA": str(
-            os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data")
-        ),
+        "RLAUX_DATA": str(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data")),
     }
     res = subprocess.run(
         cmd,
@@ -462,9 +381,7 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
         text=True,
         timeout=timeout,
     )
-    assert res.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
-    )
+    assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
     return res.stdout + res.stderr
 
 
@@ -472,9 +389,7 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
 def tiny_project(tmp_path, data_root):
     """A copy of the pipeline (code, dvc.yaml, paper numbers) with a two-run params.yaml, as a git+DVC repo."""
     proj = tmp_path / "proj"
-    shutil.copytree(
-        REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
     for f in (
         "dvc.yaml",
         "paper_tables/paper.csv",
@@ -497,16 +412,9 @@ def tiny_project(tmp_path, data_root):
 def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     proj = tiny_project
     first = _sh(proj, "dvc", "repro")
-    assert (
-        "Running stage 'train@c10-single-0'" in first
-        and "Running stage 'train@c10-single-1'" in first
-    )
-    assert sorted(p.name for p in (proj / "figures" / "tiny").iterdir()) == [
-        f"fig{n:02d}.png" for n in range(4, 13)
-    ]
-    assert (
-        "c10-single" in (proj / "paper_tables" / "tiny" / "reproduction.md").read_text()
-    )
+    assert "Running stage 'train@c10-single-0'" in first and "Running stage 'train@c10-single-1'" in first
+    assert sorted(p.name for p in (proj / "figures" / "tiny").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
+    assert "c10-single" in (proj / "paper_tables" / "tiny" / "reproduction.md").read_text()
     assert (proj / "paper_tables" / "tiny" / "README.md").is_file()
     assert (proj / "runs" / "tiny" / "c10-single" / "s0" / "machine.json").is_file()
     assert "Running stage" not in _sh(proj, "dvc", "repro")  # second run does nothing
@@ -532,20 +440,14 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
         assert f"Stage '{stage}' is cached - skipping run" in final
     runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
-    assert (
-        runs.seconds_per_epoch > 0
-    ).all() and runs.in_block.isna().all()  # random labels log no diagnostics
-    assert (
-        proj / "runs" / "tiny" / "c10-random" / "s0" / "history.csv"
-    ).read_text().count("\n") == 3  # header + 2 epochs
+    assert (runs.seconds_per_epoch > 0).all() and runs.in_block.isna().all()  # random labels log no diagnostics
+    assert (proj / "runs" / "tiny" / "c10-random" / "s0" / "history.csv").read_text().count(
+        "\n"
+    ) == 3  # header + 2 epochs
 
 
 def _train_stages(status: str) -> list[str]:
-    return [
-        line.strip().rstrip(":")
-        for line in status.splitlines()
-        if line.startswith("train@")
-    ]
+    return [line.strip().rstrip(":") for line in status.splitlines() if line.startswith("train@")]
 
 
 @pytest.mark.slow
@@ -553,38 +455,24 @@ def test_editing_another_profile_leaves_trained_runs_up_to_date(tiny_project):
     """Each train stage depends on its own resolved config, not on the whole `profiles` block."""
     proj = tiny_project
     params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["experiments"]["c10-single"]["lam"] = (
-        1.0  # keeps the run identical, but touches `experiments`
-    )
+    params["experiments"]["c10-single"]["lam"] = 1.0  # keeps the run identical, but touches `experiments`
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
-    _sh(
-        proj, "dvc", "exp", "run", "-S", "profile=other"
-    )  # a study-like profile: 2 seeds, only c10-single
+    _sh(proj, "dvc", "exp", "run", "-S", "profile=other")  # a study-like profile: 2 seeds, only c10-single
     assert (proj / "paper_tables" / "other" / "README.md").is_file()
-    assert not (
-        proj / "paper_tables" / "tiny"
-    ).exists()  # nothing of another profile is written
+    assert not (proj / "paper_tables" / "tiny").exists()  # nothing of another profile is written
     assert "Data and pipelines are up to date" in _sh(proj, "dvc", "status")
 
     params = yaml.safe_load((proj / "params.yaml").read_text())
-    params["profiles"]["tiny"]["settings"]["epochs"] = (
-        3  # edit the inactive profile and an inactive experiment
-    )
+    params["profiles"]["tiny"]["settings"]["epochs"] = 3  # edit the inactive profile and an inactive experiment
     params["profiles"]["paper"]["seeds"] = 1
     params["experiments"]["c10-random"]["lam"] = 2.0
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     assert _train_stages(_sh(proj, "dvc", "status")) == []
-    rerun = _sh(
-        proj, "dvc", "repro"
-    )  # the plans are rewritten, unchanged: no run trains again
-    assert "Running stage 'data'" in rerun and "Running stage 'train@" not in rerun, (
-        rerun
-    )
+    rerun = _sh(proj, "dvc", "repro")  # the plans are rewritten, unchanged: no run trains again
+    assert "Running stage 'data'" in rerun and "Running stage 'train@" not in rerun, rerun
     assert _train_stages(_sh(proj, "dvc", "status")) == []
 
-    params["profiles"]["other"]["settings"]["epochs"] = (
-        2  # edit the active profile: its runs are out of date
-    )
+    params["profiles"]["other"]["settings"]["epochs"] = 2  # edit the active profile: its runs are out of date
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     _sh(proj, "dvc", "repro", "--single-item", "data")
     assert _train_stages(_sh(proj, "dvc", "status")) == [

@@ -36,7 +36,9 @@ def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path, kill_
     b = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "b"))
     train(a)
     train(b)
-    assert (a.out / "metrics.json").read_text().replace(str(a.out), "") == (b.out / "metrics.json").read_text().replace(str(b.out), "")
+    assert (a.out / "metrics.json").read_text().replace(str(a.out), "") == (b.out / "metrics.json").read_text().replace(
+        str(b.out), ""
+    )
 
     resumed = small_config(method="random", epochs=2, train_size=600, out=str(tmp_path / "c"))
     kill_after_first_epoch(resumed)
@@ -57,8 +59,29 @@ def test_resume_refuses_a_different_config(small_config, tmp_path):
 
 def test_cli_train_human_and_evaluate_roundtrip(data_root, tmp_path, capsys):
     out = tmp_path / "human"
-    main(["train", "--dataset", "cifar100-20", "--method", "human", "--epochs", "1", "--width", "0.125",
-          "--seed", "0", "--data-root", str(data_root), "--device", "cpu", "--progress", "false", "--out", str(out)])
+    main(
+        [
+            "train",
+            "--dataset",
+            "cifar100-20",
+            "--method",
+            "human",
+            "--epochs",
+            "1",
+            "--width",
+            "0.125",
+            "--seed",
+            "0",
+            "--data-root",
+            str(data_root),
+            "--device",
+            "cpu",
+            "--progress",
+            "false",
+            "--out",
+            str(out),
+        ]
+    )
     trained = _metrics(out)
     main(["evaluate", str(out)])
     evaluated = _metrics(out)

@@ -55,7 +55,9 @@ class MethodContext:
 
     @classmethod
     def of(cls, trainer: Trainer) -> MethodContext:
-        return cls(trainer.cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device)
+        return cls(
+            trainer.cfg, trainer, trainer.data.train, trainer.data.info.num_classes, trainer.num_aux, trainer.device
+        )
 
 
 class AuxMethod:
@@ -110,7 +112,7 @@ class EpochStats:
             return {}
         totals = torch.stack([s for s, _, _ in self.sums.values()]).tolist()
         out: dict[str, float] = {}
-        for (name, (_, n, std)), (s, sq) in zip(self.sums.items(), totals):
+        for (name, (_, n, std)), (s, sq) in zip(self.sums.items(), totals, strict=False):
             mean = s / n
             if std:
                 out[f"{name}_mean"], out[f"{name}_std"] = mean, math.sqrt(max(sq / n - mean * mean, 0.0))

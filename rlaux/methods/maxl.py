@@ -15,7 +15,6 @@ The look-ahead reuses `total_loss`, so the two passes cannot disagree about the 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -60,18 +59,27 @@ def _on_batch(model: nn.Module, x: Tensor) -> Callable[[dict[str, Tensor]], Outp
     return lambda params: functional_call(model, (params, buffers), (x,))
 
 
-def _lookahead(f: Callable[[dict[str, Tensor]], Outputs], params: dict[str, Tensor], y: Tensor, targets: AuxTargets,
-               alpha: float, cfg: TrainConfig) -> tuple[tuple[Tensor, ...], Tensor]:
+def _lookahead(
+    f: Callable[[dict[str, Tensor]], Outputs],
+    params: dict[str, Tensor],
+    y: Tensor,
+    targets: AuxTargets,
+    alpha: float,
+    cfg: TrainConfig,
+) -> tuple[tuple[Tensor, ...], Tensor]:
     """(v, L_pri(θ⁺)): v = ∇L_pri at θ⁺ = θ − α∇θ L(θ; targets), both without a graph to φ."""
     fixed = AuxTargets(targets.target.detach(), targets.weight.detach())
     grads = torch.autograd.grad(total_loss(f(params), y, fixed, cfg), tuple(params.values()))
-    fast = {name: (p.detach() - alpha * g).requires_grad_() for (name, p), g in zip(params.items(), grads)}
+    fast = {
+        name: (p.detach() - alpha * g).requires_grad_() for (name, p), g in zip(params.items(), grads, strict=False)
+    }
     loss = focal_loss(f(fast)[0], y, cfg.focal_gamma).mean()
     return torch.autograd.grad(loss, tuple(fast.values()), materialize_grads=True), loss.detach()
 
 
-def meta_objective(model: nn.Module, x: Tensor, y: Tensor, targets: AuxTargets, alpha: float,
-                   cfg: TrainConfig) -> tuple[Tensor, Tensor]:
+def meta_objective(
+    model: nn.Module, x: Tensor, y: Tensor, targets: AuxTargets, alpha: float, cfg: TrainConfig
+) -> tuple[Tensor, Tensor]:
     """(surrogate, L_pri(θ⁺)): the surrogate's gradient w.r.t. the targets (and through them
     the label network) is the look-ahead hypergradient of L_pri(θ⁺), θ⁺ = θ − α∇θ L(θ; t).
 
@@ -91,16 +99,16 @@ def meta_objective(model: nn.Module, x: Tensor, y: Tensor, targets: AuxTargets, 
     v, lookahead_loss = _lookahead(f, params, y, targets, alpha, cfg)
     if cfg.maxl.order == 2:
         with torch.no_grad(), fwAD.dual_level():
-            dual = f({name: fwAD.make_dual(p.detach(), t) for (name, p), t in zip(params.items(), v)})
-            z, z_dot = zip(*(fwAD.unpack_dual(o) for o in dual))
+            dual = f({name: fwAD.make_dual(p.detach(), t) for (name, p), t in zip(params.items(), v, strict=False)})
+            z, z_dot = zip(*(fwAD.unpack_dual(o) for o in dual), strict=False)
         z = tuple(o.detach().requires_grad_() for o in z)
         dz = torch.autograd.grad(total_loss(z, y, targets, cfg), z, create_graph=True)
-        surrogate = -alpha * sum((g * t).sum() for g, t in zip(dz, z_dot))
+        surrogate = -alpha * sum((g * t).sum() for g, t in zip(dz, z_dot, strict=False))
     else:
         eps = FD_STEP / torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v]))
         with torch.no_grad():
-            plus = f({name: p + eps * t for (name, p), t in zip(params.items(), v)})
-            minus = f({name: p - eps * t for (name, p), t in zip(params.items(), v)})
+            plus = f({name: p + eps * t for (name, p), t in zip(params.items(), v, strict=False)})
+            minus = f({name: p - eps * t for (name, p), t in zip(params.items(), v, strict=False)})
         surrogate = -alpha * (total_loss(plus, y, targets, cfg) - total_loss(minus, y, targets, cfg)) / (2 * eps)
     return surrogate, lookahead_loss
 
@@ -126,7 +134,9 @@ class MAXL(AuxMethod):
         self.label_net = LabelNet(vgg16_trunk(width), trunk_dim(width), ctx.num_aux, cfg.psi, cfg.method == "wa-maxl")
         init_weights(self.label_net, "normal" if cfg.maxl.label_init == "xavier_normal" else "uniform")
         self.label_net.to(ctx.device)
-        self.optimizer = torch.optim.SGD(self.label_net.parameters(), lr=cfg.maxl.lr, weight_decay=cfg.maxl.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.label_net.parameters(), lr=cfg.maxl.lr, weight_decay=cfg.maxl.weight_decay
+        )
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         self.stats = EpochStats()
 
@@ -170,8 +180,11 @@ class MAXL(AuxMethod):
         self.stats.add("maxl/meta_loss", meta_loss)
 
     def state_dict(self) -> dict:
-        return {"label_net": self.label_net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict()}
+        return {
+            "label_net": self.label_net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         self.label_net.load_state_dict(state["label_net"])

@@ -36,7 +36,7 @@ def data_manifest(params: Params, out: Path) -> dict:
     from rlaux.data import load_splits
 
     manifest: dict = {"profile": params.profile}
-    for exp_id, seed, cfg in params.active_runs():
+    for _exp_id, seed, cfg in params.active_runs():
         if cfg.dataset in manifest or seed != params.seeds()[0]:
             continue
         s = load_splits(cfg)
@@ -55,9 +55,7 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         run = params.run_dir(exp_id, seed)
         metrics_file = run / "metrics.json"
         if not metrics_file.is_file():
-            raise ConfigError(
-                f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})"
-            )
+            raise ConfigError(f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})")
         metrics = json.loads(metrics_file.read_text())
         history = pd.read_csv(run / "history.csv")
         last = history.iloc[-1] if len(history) else pd.Series(dtype=float)
@@ -71,17 +69,10 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
             | {k: metrics[k] for k in METRICS}
             | {"seconds_per_epoch": _seconds_per_epoch(run, history)}
-            | {
-                col: float(last.get(src, math.nan))
-                for src, col in LABEL_DIAGNOSTICS.items()
-            }
+            | {col: float(last.get(src, math.nan)) for src, col in LABEL_DIAGNOSTICS.items()}
             | _machine(run)
         )
-        curves.append(
-            history[["epoch", "val_acc", "test_acc"]].assign(
-                experiment=exp_id, seed=seed
-            )
-        )
+        curves.append(history[["epoch", "val_acc", "test_acc"]].assign(experiment=exp_id, seed=seed))
     runs = pd.DataFrame(rows)
     curve = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
     out_dir.mkdir(parents=True, exist_ok=True)

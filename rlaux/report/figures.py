@@ -9,13 +9,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
-from rlaux.io import atomic_write  # noqa: E402
-from rlaux.report.tables import t_interval  # noqa: E402
+from rlaux.io import atomic_write
+from rlaux.report.tables import t_interval
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,75 @@ class Figure:
 
 
 FIGURES = [
-    Figure(4, "CIFAR-100-20: auxiliary-task methods", {"c100-single": "single", "c100-human": "human", "c100-maxl": "MAXL", "c100-rl": "RL-AUX"}),
-    Figure(5, "CIFAR-100-20: RL-AUX, auxiliary weight λ", {"c100-rl-lam0p25": "λ=0.25", "c100-rl-lam0p5": "λ=0.5", "c100-rl": "λ=1", "c100-rl-lam2": "λ=2", "c100-rl-lam4": "λ=4"}),
-    Figure(6, "CIFAR-100-20: weight-aware methods", {"c100-maxl": "MAXL", "c100-rl": "RL-AUX", "c100-wa-maxl": "WA-MAXL", "c100-wa-rl": "WA-RL"}),
-    Figure(7, "CIFAR-10", {"c10-single": "single", "c10-maxl": "MAXL", "c10-rl": "RL-AUX", "c10-wa-maxl": "WA-MAXL", "c10-wa-rl": "WA-RL"}, kind="curves"),
-    Figure(8, "SVHN", {"svhn-single": "single", "svhn-maxl": "MAXL", "svhn-rl": "RL-AUX", "svhn-wa-maxl": "WA-MAXL", "svhn-wa-rl": "WA-RL"}, kind="curves"),
-    Figure(9, "CIFAR-100-20: MAXL, auxiliary weight λ", {"c100-maxl-lam0p25": "λ=0.25", "c100-maxl-lam0p5": "λ=0.5", "c100-maxl": "λ=1", "c100-maxl-lam2": "λ=2", "c100-maxl-lam4": "λ=4"}),
-    Figure(10, "CIFAR-100-20: RL-AUX environment reset", {"c100-rl": "reset every epoch", "c100-rl-reset-batch": "reset every batch"},
-           note="paper (A.2): no difference; no number reported"),
+    Figure(
+        4,
+        "CIFAR-100-20: auxiliary-task methods",
+        {"c100-single": "single", "c100-human": "human", "c100-maxl": "MAXL", "c100-rl": "RL-AUX"},
+    ),
+    Figure(
+        5,
+        "CIFAR-100-20: RL-AUX, auxiliary weight λ",
+        {
+            "c100-rl-lam0p25": "λ=0.25",
+            "c100-rl-lam0p5": "λ=0.5",
+            "c100-rl": "λ=1",
+            "c100-rl-lam2": "λ=2",
+            "c100-rl-lam4": "λ=4",
+        },
+    ),
+    Figure(
+        6,
+        "CIFAR-100-20: weight-aware methods",
+        {"c100-maxl": "MAXL", "c100-rl": "RL-AUX", "c100-wa-maxl": "WA-MAXL", "c100-wa-rl": "WA-RL"},
+    ),
+    Figure(
+        7,
+        "CIFAR-10",
+        {
+            "c10-single": "single",
+            "c10-maxl": "MAXL",
+            "c10-rl": "RL-AUX",
+            "c10-wa-maxl": "WA-MAXL",
+            "c10-wa-rl": "WA-RL",
+        },
+        kind="curves",
+    ),
+    Figure(
+        8,
+        "SVHN",
+        {
+            "svhn-single": "single",
+            "svhn-maxl": "MAXL",
+            "svhn-rl": "RL-AUX",
+            "svhn-wa-maxl": "WA-MAXL",
+            "svhn-wa-rl": "WA-RL",
+        },
+        kind="curves",
+    ),
+    Figure(
+        9,
+        "CIFAR-100-20: MAXL, auxiliary weight λ",
+        {
+            "c100-maxl-lam0p25": "λ=0.25",
+            "c100-maxl-lam0p5": "λ=0.5",
+            "c100-maxl": "λ=1",
+            "c100-maxl-lam2": "λ=2",
+            "c100-maxl-lam4": "λ=4",
+        },
+    ),
+    Figure(
+        10,
+        "CIFAR-100-20: RL-AUX environment reset",
+        {"c100-rl": "reset every epoch", "c100-rl-reset-batch": "reset every batch"},
+        note="paper (A.2): no difference; no number reported",
+    ),
     Figure(11, "CIFAR-100-20: macro precision / recall / F1", {"c100-rl": "RL-AUX", "c100-wa-rl": "WA-RL"}, kind="prf"),
-    Figure(12, "SVHN: macro precision / recall / F1", {"svhn-single": "single", "svhn-rl": "RL-AUX", "svhn-wa-rl": "WA-RL"}, kind="prf"),
+    Figure(
+        12,
+        "SVHN: macro precision / recall / F1",
+        {"svhn-single": "single", "svhn-rl": "RL-AUX", "svhn-wa-rl": "WA-RL"},
+        kind="prf",
+    ),
 ]
 
 
@@ -46,10 +105,18 @@ def _axis(ax, fig: Figure, present: set[str]) -> list[str]:
     labels = list(fig.bars.values())
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlim(-0.6, len(labels) - 0.4)
-    for x, (exp_id, label) in enumerate(fig.bars.items()):
+    for x, (exp_id, _label) in enumerate(fig.bars.items()):
         if exp_id not in present:
-            ax.text(x, 0.02, "not run in\nthis profile", transform=ax.get_xaxis_transform(), ha="center",
-                    va="bottom", fontsize=8, color="0.4")
+            ax.text(
+                x,
+                0.02,
+                "not run in\nthis profile",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="0.4",
+            )
     return labels
 
 
@@ -66,8 +133,17 @@ def _bars(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
     df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
     order = _axis(ax, fig, set(df.experiment))
     if len(df):
-        sns.barplot(data=df, x="label", y="test_acc_last15", order=order, errorbar=t_interval, capsize=0.15,
-                    color=sns.color_palette("muted")[0], ax=ax, label="ours")
+        sns.barplot(
+            data=df,
+            x="label",
+            y="test_acc_last15",
+            order=order,
+            errorbar=t_interval,
+            capsize=0.15,
+            color=sns.color_palette("muted")[0],
+            ax=ax,
+            label="ours",
+        )
         sns.stripplot(data=df, x="label", y="test_acc_last15", order=order, color="0.25", size=4, ax=ax)
     _paper_marks(ax, paper, fig)
     values = list(df.test_acc_last15) + list(paper.loc[paper.figure == fig.number, "value"])
@@ -91,7 +167,11 @@ def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
 
 
 def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
-    df = curves[curves.experiment.isin(fig.bars)].assign(method=lambda d: d.experiment.map(fig.bars)) if len(curves) else curves
+    df = (
+        curves[curves.experiment.isin(fig.bars)].assign(method=lambda d: d.experiment.map(fig.bars))
+        if len(curves)
+        else curves
+    )
     if df.empty:
         ax.text(0.5, 0.5, "no runs in this profile", ha="center", va="center", transform=ax.transAxes)
     else:
@@ -113,14 +193,19 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
     if wide:
         _curves(axes[0][0], curves, fig)
     n = int(present.groupby("experiment").size().max()) if len(present) else 0
-    caption = f"bars: mean over {n} seeds, whiskers: 95% t-interval, dots: seeds, ◆: paper" if n else \
-        "◆: paper; no runs of these experiments in this profile (SVHN and the λ sweeps are paper-only)"
+    caption = (
+        f"bars: mean over {n} seeds, whiskers: 95% t-interval, dots: seeds, ◆: paper"
+        if n
+        else "◆: paper; no runs of these experiments in this profile (SVHN and the λ sweeps are paper-only)"
+    )
     f.text(0.5, 0.005, caption + (f"; {fig.note}" if fig.note else ""), ha="center", fontsize=8)
     f.tight_layout(rect=(0, 0.04, 1, 0.95))
     return f
 
 
-def write_figures(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path) -> list[Path]:
+def write_figures(
+    runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path
+) -> list[Path]:
     sns.set_theme(style="whitegrid", context="notebook")
     paths = []
     for fig in FIGURES:
@@ -129,6 +214,7 @@ def write_figures(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame,
         buf = io.BytesIO()
         f.savefig(buf, format="png", dpi=120)
         plt.close(f)
-        atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+        png = buf.getvalue()
+        atomic_write(path, lambda fh, png=png: fh.write(png))
         paths.append(path)
     return paths

@@ -44,9 +44,7 @@ def _mean_ci(values, digits: int = 2) -> str:
     m, h, n = mean_ci(pd.Series(values).dropna())
     if n == 0:
         return "–"
-    return (
-        _num(m, digits) if math.isnan(h) else f"{_num(m, digits)} ± {_num(h, digits)}"
-    )
+    return _num(m, digits) if math.isnan(h) else f"{_num(m, digits)} ± {_num(h, digits)}"
 
 
 def settings_section(params: Params) -> str:
@@ -63,31 +61,19 @@ def settings_section(params: Params) -> str:
         f"Profile `{params.profile}` of `params.yaml`: {len(active)} experiments x {len(params.seeds())} seeds. "
         "Every other config key has the paper's default (SGD, lr 0.01 halved every 50 epochs, batch 100, "
         "focal loss γ = 2, λ = 1, ψ = 5; `rlaux train --help`).\n\n"
-        "```yaml\n"
-        + yaml.safe_dump(
-            block, sort_keys=False, allow_unicode=True, default_flow_style=None
-        )
-        + "```\n"
+        "```yaml\n" + yaml.safe_dump(block, sort_keys=False, allow_unicode=True, default_flow_style=None) + "```\n"
     )
 
 
 def machine_section(runs: pd.DataFrame) -> str:
-    machines = sorted(
-        {m for m in runs.get("machine", pd.Series(dtype=str)).dropna() if m}
-    )
-    dates = sorted(
-        {d for d in runs.get("finished", pd.Series(dtype=str)).dropna() if d}
-    )
+    machines = sorted({m for m in runs.get("machine", pd.Series(dtype=str)).dropna() if m})
+    dates = sorted({d for d in runs.get("finished", pd.Series(dtype=str)).dropna() if d})
     text = "## Machine and date\n\n"
     if not machines:
         return text + "Not recorded (the runs predate `machine.json`).\n"
     text += "".join(f"- {m}\n" for m in machines)
     if dates:
-        text += (
-            f"- runs finished {dates[0]}"
-            + (f" to {dates[-1]}" if dates[-1] != dates[0] else "")
-            + "\n"
-        )
+        text += f"- runs finished {dates[0]}" + (f" to {dates[-1]}" if dates[-1] != dates[0] else "") + "\n"
     return text
 
 
@@ -98,9 +84,7 @@ def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str
         (shown if present & set(fig.bars) else missing).append(fig)
     text = "## Figures\n\nBars: mean over seeds with the 95% t-interval, dots: seeds, ◆: the paper's value.\n\n"
     for fig in shown:
-        rel = Path(
-            os.path.relpath(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)
-        ).as_posix()
+        rel = Path(os.path.relpath(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)).as_posix()
         text += f"### Fig. {fig.number}: {fig.title}\n\n![Fig. {fig.number}]({rel})\n\n"
     if missing:
         text += (
@@ -131,8 +115,7 @@ def claims_table(runs: pd.DataFrame, profile: str) -> pd.DataFrame:
             r = group[group.metric == metric].iloc[0]
             name = METRIC_NAMES[metric]
             row[f"{name}: difference (95% CI), pp"] = (
-                f"{_num(r.mean_difference, signed=True)} "
-                f"({_num(r.ci95_low)} to {_num(r.ci95_high)})"
+                f"{_num(r.mean_difference, signed=True)} ({_num(r.ci95_low)} to {_num(r.ci95_high)})"
             )
             row[f"{name}: p"] = _num(r.p_value, 3)
             row[f"{name}: verdict"] = r.verdict
@@ -192,9 +175,7 @@ def cost_section(runs: pd.DataFrame) -> str:
         return text + "No timings.\n"
     table = table.assign(
         seconds_per_epoch=table.seconds_per_epoch.map(_num),
-        ratio_to_single=table.ratio_to_single.map(
-            lambda v: _num(v) + "x" if not math.isnan(v) else "–"
-        ),
+        ratio_to_single=table.ratio_to_single.map(lambda v: _num(v) + "x" if not math.isnan(v) else "–"),
     )
     return text + _md(table)
 
@@ -226,10 +207,7 @@ def labels_section(runs: pd.DataFrame) -> str:
                 "dataset": g.dataset.iloc[0],
                 "method": g.method.iloc[0],
             }
-            | {
-                name: _mean_ci(g[col], 3) if col in g else "–"
-                for col, name in cols.items()
-            }
+            | {name: _mean_ci(g[col], 3) if col in g else "–" for col, name in cols.items()}
         )
     text += _md(pd.DataFrame(rows))
     if all((c not in df) or df[c].isna().all() for c in cols):

@@ -37,11 +37,7 @@ def t_interval(values) -> tuple[float, float]:
 def reproduction(paper: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for p in paper.itertuples():
-        ours = (
-            runs.loc[runs.experiment == p.experiment, p.metric]
-            if len(runs)
-            else pd.Series(dtype=float)
-        )
+        ours = runs.loc[runs.experiment == p.experiment, p.metric] if len(runs) else pd.Series(dtype=float)
         m, h, n = mean_ci(ours)
         if n == 0:
             verdict = "not run in this profile"
@@ -146,11 +142,7 @@ def _pick(spec: str, runs: pd.DataFrame) -> str | None:
         return spec if (runs.experiment == spec).any() else None
     prefixes = spec[5:].split(",")
     pool = runs[runs.experiment.str.startswith(tuple(prefixes))]
-    return (
-        None
-        if pool.empty
-        else pool.groupby("experiment")["val_acc_best"].mean().idxmax()
-    )  # chosen on validation
+    return None if pool.empty else pool.groupby("experiment")["val_acc_best"].mean().idxmax()  # chosen on validation
 
 
 def paired_test(better: pd.Series, worse: pd.Series, margin: float = 0.0) -> dict:
@@ -188,9 +180,7 @@ def _verdict(t: dict, claim: Claim, hi: str, lo: str) -> str:
     return f"does not hold here: {hi} is {-t['mean_difference']:.2f} pp below {lo}"
 
 
-def claims(
-    runs: pd.DataFrame, metric: str = "test_acc_last15", profile: str = ""
-) -> pd.DataFrame:
+def claims(runs: pd.DataFrame, metric: str = "test_acc_last15", profile: str = "") -> pd.DataFrame:
     """One-sided paired t-test over seeds of `better + margin > worse`, in plain words, one row per claim."""
     rows = []
     for c in CLAIMS:
@@ -217,9 +207,7 @@ def claims(
 
 def all_claims(runs: pd.DataFrame, profile: str = "") -> pd.DataFrame:
     """The claims on every metric of CLAIM_METRICS, stacked (the `metric` column tells them apart)."""
-    return pd.concat(
-        [claims(runs, m, profile) for m in CLAIM_METRICS], ignore_index=True
-    )
+    return pd.concat([claims(runs, m, profile) for m in CLAIM_METRICS], ignore_index=True)
 
 
 def cost(runs: pd.DataFrame) -> pd.DataFrame:
@@ -256,10 +244,7 @@ def _md(df: pd.DataFrame) -> str:
         if fmt[col].dtype.kind == "f":
             fmt[col] = fmt[col].map(lambda v: "" if pd.isna(v) else f"{v:.4g}")
     head = "| " + " | ".join(fmt.columns) + " |\n|" + "---|" * len(fmt.columns) + "\n"
-    return head + "".join(
-        "| " + " | ".join(str(v) for v in r) + " |\n"
-        for r in fmt.itertuples(index=False)
-    )
+    return head + "".join("| " + " | ".join(str(v) for v in r) + " |\n" for r in fmt.itertuples(index=False))
 
 
 def write_tables(

@@ -49,8 +49,10 @@ class ActionCodec:
         self.weight_scale = (8.0, 3.0) if cfg.errata.weight_scale_8w3 else (10.0, 5.0)
         self.lam = cfg.lam
         if self.broadcast and cfg.batch_size != self.num_aux:
-            raise ValueError(f"errata.broadcast_targets reproduces a bug that only runs when K = batch_size "
-                             f"(SPEC §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, batch_size={cfg.batch_size}")
+            raise ValueError(
+                f"errata.broadcast_targets reproduces a bug that only runs when K = batch_size "
+                f"(SPEC §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, batch_size={cfg.batch_size}"
+            )
 
     @property
     def num_labels(self) -> int:
@@ -65,7 +67,11 @@ class ActionCodec:
     def action_masks(self, y: Tensor) -> Tensor:
         """(B, labels [+ bins]) bool, sb3-contrib's flat layout: the label part is the sample's
         block under `rl.target: masked`, all True otherwise; weight bins are never masked."""
-        labels = block_mask(y, self.num_aux, self.psi) if self.masked else y.new_ones(len(y), self.num_labels, dtype=torch.bool)
+        labels = (
+            block_mask(y, self.num_aux, self.psi)
+            if self.masked
+            else y.new_ones(len(y), self.num_labels, dtype=torch.bool)
+        )
         if self.weight_aware:
             labels = torch.cat([labels, y.new_ones(len(y), self.weight_bins, dtype=torch.bool)], dim=1)
         return labels
@@ -89,12 +95,16 @@ class ActionCodec:
 
     def targets(self, actions: Tensor, y: Tensor) -> AuxTargets:
         labels, w = self.split(actions)
-        weight = torch.full_like(y, self.lam, dtype=torch.float32) if w is None else weight_factor(w, *self.weight_scale)
+        weight = (
+            torch.full_like(y, self.lam, dtype=torch.float32) if w is None else weight_factor(w, *self.weight_scale)
+        )
         if self.broadcast:
             return AuxTargets(self._broadcast(labels, y), weight, chosen=labels)
         if self.soft:
             mask = block_mask(y, self.num_aux, self.psi)
-            return AuxTargets(authors_mask_softmax(F.one_hot(labels, self.num_aux).float(), mask), weight, chosen=labels)
+            return AuxTargets(
+                authors_mask_softmax(F.one_hot(labels, self.num_aux).float(), mask), weight, chosen=labels
+            )
         return AuxTargets(self.aux_class(labels, y), weight)
 
     def _broadcast(self, labels: Tensor, y: Tensor) -> Tensor:
@@ -102,6 +112,8 @@ class ActionCodec:
         broadcast the actions along the class axis, so sample i's target over class k comes from
         the *action of the sample at batch position k*, with their row-max numerics."""
         if len(labels) != self.num_aux:
-            raise ValueError(f"errata.broadcast_targets needs batches of exactly K={self.num_aux} samples, got {len(labels)}; "
-                             f"use a training size divisible by the batch size")
+            raise ValueError(
+                f"errata.broadcast_targets needs batches of exactly K={self.num_aux} samples, got {len(labels)}; "
+                f"use a training size divisible by the batch size"
+            )
         return authors_mask_softmax(labels.float().expand(len(labels), -1), block_mask(y, self.num_aux, self.psi))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
@@ -29,7 +30,14 @@ if TYPE_CHECKING:
     from rlaux.config import TrainConfig
     from rlaux.methods.rl.env import AuxTaskEnv
 
-PPO_LOG_KEYS = ("policy_gradient_loss", "value_loss", "entropy_loss", "approx_kl", "clip_fraction", "explained_variance")
+PPO_LOG_KEYS = (
+    "policy_gradient_loss",
+    "value_loss",
+    "entropy_loss",
+    "approx_kl",
+    "clip_fraction",
+    "explained_variance",
+)
 
 
 class VGGFeatures(BaseFeaturesExtractor):
@@ -40,12 +48,16 @@ class VGGFeatures(BaseFeaturesExtractor):
     (Linear-ReLU-Linear-Softmax), so the features are bounded probabilities.
     """
 
-    def __init__(self, observation_space: spaces.Box, features_dim: int = 256, width: float = 1.0,
-                 softmax_features: bool = False) -> None:
+    def __init__(
+        self, observation_space: spaces.Box, features_dim: int = 256, width: float = 1.0, softmax_features: bool = False
+    ) -> None:
         super().__init__(observation_space, features_dim)
         dim = trunk_dim(width)
-        head = nn.Sequential(mlp_head(dim, features_dim), nn.Softmax(dim=1)) if softmax_features \
+        head = (
+            nn.Sequential(mlp_head(dim, features_dim), nn.Softmax(dim=1))
+            if softmax_features
             else nn.Sequential(nn.Linear(dim, features_dim), nn.ReLU())
+        )
         self.net = nn.Sequential(vgg16_trunk(width), head)
 
     def forward(self, observations: Tensor) -> Tensor:
@@ -87,15 +99,18 @@ class AuxPolicy(MaskableActorCriticPolicy):
         if self.scalar_value:
             self.value_net = BatchMeanValue(self.value_net)
 
-    def label_probs(self, obs: Tensor, masks: Tensor) -> Tensor:
-        """(B, labels) the masked policy's distribution over the label action (WA-RL: its first part)."""
-        dist = self.get_distribution(obs, action_masks=masks)
-        categorical = dist.distributions[0] if hasattr(dist, "distributions") else dist.distribution
-        return categorical.probs
-
     def labels(self, obs: Tensor, masks: Tensor, deterministic: bool) -> Tensor:
         """Actions for a batch of images: argmax (deterministic) or a draw of the masked policy."""
         return self.get_distribution(obs, action_masks=masks).get_actions(deterministic=deterministic)
+
+
+def label_probs(policy: MaskableActorCriticPolicy, obs: Tensor, masks: Tensor) -> Tensor:
+    """(B, labels) a masked policy's distribution over the label action (WA-RL: its first part).
+
+    Any sb3-contrib maskable policy will do, so a user's own agent on the env gets the paper's reward."""
+    dist = policy.get_distribution(obs, action_masks=masks)
+    categorical = dist.distributions[0] if isinstance(dist, MaskableMultiCategoricalDistribution) else dist.distribution
+    return categorical.probs
 
 
 class AuxPPO(MaskablePPO):
@@ -132,10 +147,21 @@ def make_agent(env: AuxTaskEnv) -> AuxPPO:
     policy_kwargs = dict(
         net_arch=[],
         features_extractor_class=VGGFeatures,
-        features_extractor_kwargs=dict(features_dim=rl.feature_dim, width=cfg.width, softmax_features=errata.softmax_features),
+        features_extractor_kwargs=dict(
+            features_dim=rl.feature_dim, width=cfg.width, softmax_features=errata.softmax_features
+        ),
         frozen_heads=errata.frozen_heads,
         scalar_value=errata.scalar_value,
     )
-    return AuxPPO(AuxPolicy, env, learning_rate=rl.ppo_lr, n_steps=default_n_steps(cfg), batch_size=rl.ppo_batch_size,
-                  n_epochs=rl.n_epochs, ent_coef=rl.ent_coef, policy_kwargs=policy_kwargs, seed=cfg.seed,
-                  device=env.trainer.device)
+    return AuxPPO(
+        AuxPolicy,
+        env,
+        learning_rate=rl.ppo_lr,
+        n_steps=default_n_steps(cfg),
+        batch_size=rl.ppo_batch_size,
+        n_epochs=rl.n_epochs,
+        ent_coef=rl.ent_coef,
+        policy_kwargs=policy_kwargs,
+        seed=cfg.seed,
+        device=env.trainer.device,
+    )

@@ -89,14 +89,29 @@ class BatchedCollector:
             if self.buffer.full:
                 self._learn(next_obs=None)
 
-    def _add(self, obs: Tensor, actions: Tensor, masks: Tensor, rewards: np.ndarray, values: Tensor,
-             log_probs: Tensor, episode_start: bool) -> None:
+    def _add(
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        masks: Tensor,
+        rewards: np.ndarray,
+        values: Tensor,
+        log_probs: Tensor,
+        episode_start: bool,
+    ) -> None:
         obs_np, actions_np, masks_np = obs.cpu().numpy(), actions.cpu().numpy(), masks.cpu().numpy()
         values, log_probs = values.cpu(), log_probs.cpu()
         for i in range(len(obs_np)):
             starts = np.array([episode_start and i == 0], dtype=np.float32)
-            self.buffer.add(obs_np[i : i + 1], actions_np[i : i + 1], rewards[i : i + 1], starts, values[i],
-                            log_probs[i : i + 1], action_masks=masks_np[i : i + 1])
+            self.buffer.add(
+                obs_np[i : i + 1],
+                actions_np[i : i + 1],
+                rewards[i : i + 1],
+                starts,
+                values[i],
+                log_probs[i : i + 1],
+                action_masks=masks_np[i : i + 1],
+            )
 
     def _learn(self, next_obs: Tensor | None) -> None:
         """GAE over the full buffer, bootstrapped from `next_obs` (None: the episode ended), then PPO."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from itertools import chain, count
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -30,10 +30,12 @@ from gymnasium import spaces
 from rlaux.losses import batch_entropy, focal_loss
 from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.rl.actions import ActionCodec
+from rlaux.methods.rl.agent import label_probs
 from rlaux.training import new_optimizer
 
 if TYPE_CHECKING:
-    from rlaux.methods.rl.agent import AuxPolicy
+    from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+
     from rlaux.training import Trainer
 
 ENV_ID = "rlaux/AuxTask-v0"
@@ -51,7 +53,7 @@ class Sandbox:
     def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
         self.trainer, self.codec, self.cfg = trainer, codec, trainer.cfg
         self.rewards: list[float] = []  # every reward since the last `pop_rewards`
-        self.agent_policy: AuxPolicy | None = None  # set by `AuxTaskEnv.attach_policy`
+        self.agent_policy: MaskableActorCriticPolicy | None = None  # set by `AuxTaskEnv.attach_policy`
         self.begin_epoch(0)
         self.restore()
 
@@ -99,14 +101,16 @@ class Sandbox:
         else:
             policy = self.policy()
             policy.set_training_mode(False)  # as in rollouts: BatchNorm on running statistics
-            probs = self.codec.label_probs(policy.label_probs(x, self.codec.action_masks(y)), y)
+            probs = self.codec.label_probs(label_probs(policy, x, self.codec.action_masks(y)), y)
         return (-loss + cfg.rl.entropy_weight * batch_entropy(probs)).item()
 
-    def policy(self) -> AuxPolicy:
+    def policy(self) -> MaskableActorCriticPolicy:
         if self.agent_policy is None:
-            raise RuntimeError("the paper's reward needs the agent's label distribution: call "
-                               "env.unwrapped.attach_policy(model.policy) after building the agent "
-                               "(or turn on errata.target_entropy_reward)")
+            raise RuntimeError(
+                "the paper's reward needs the agent's label distribution: call "
+                "env.unwrapped.attach_policy(model.policy) after building the agent "
+                "(or turn on errata.target_entropy_reward)"
+            )
         return self.agent_policy
 
     def pop_rewards(self) -> list[float]:
@@ -129,7 +133,7 @@ class AuxTaskEnv(gym.Env):
     whose reset re-seeded the loader, so every episode replays the epoch's first batch.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -158,7 +162,7 @@ class AuxTaskEnv(gym.Env):
             for batch in batches:
                 yield iter([batch])
 
-    def attach_policy(self, policy: AuxPolicy) -> None:
+    def attach_policy(self, policy: MaskableActorCriticPolicy) -> None:
         """The agent whose label distribution the reward's entropy term measures (SPEC §6.11)."""
         self.sandbox.agent_policy = policy
 

@@ -35,9 +35,11 @@ class RLAux(AuxMethod):
         self.env.attach_policy(self.agent.policy)
         budget = rollout_budget(self.agent, self.env)
         if budget < min(self.cfg.batch_size, len(ctx.train)):
-            raise ValueError(f"an agent epoch collects {budget} of its {self.env.epoch_steps()} steps (whole PPO rollouts "
-                             f"of rl.n_steps={self.agent.n_steps}), less than one batch, so the agent would never see "
-                             f"a reward; raise train_size or lower rl.n_steps")
+            raise ValueError(
+                f"an agent epoch collects {budget} of its {self.env.epoch_steps()} steps (whole PPO rollouts "
+                f"of rl.n_steps={self.agent.n_steps}), less than one batch, so the agent would never see "
+                f"a reward; raise train_size or lower rl.n_steps"
+            )
         collector = BatchedCollector if self.cfg.rl.collector == "batched" else EnvCollector
         self.collector: Collector = collector(self.agent, self.env)
         self.weights = EpochStats()
