@@ -128,16 +128,21 @@ def test_batched_collector_vs_env_loop(benchmark, splits):
     assert speedup >= COLLECTOR_SPEEDUP_FLOOR, info
 
 
-def test_rl_cycle_vs_single_epoch(benchmark, splits):
+@pytest.mark.parametrize(
+    "errata",
+    [{}, {"unmasked_soft_targets": True, "target_entropy_reward": True}],
+    ids=["paper", "before-issue-9"],  # before: unmasked soft targets, entropy of the batch's targets
+)
+def test_rl_cycle_vs_single_epoch(benchmark, splits, errata):
     """One RL-AUX cycle (train-agent epoch + train-main epoch) in units of one `single` epoch."""
     single_trainer, single = build("single", splits)
-    trainer, method = build("rl", splits)
+    trainer, method = build("rl", splits, errata=errata)
     assert isinstance(method, RLAux)
     watch = Stopwatch()
     watch.wrap(method.agent.policy, "forward", "agent: label forwards (collect)")
     watch.wrap(method.env.sandbox, "reward", "agent: reward forwards")
     watch.wrap(method.agent, "train", "agent: PPO update")
-    watch.wrap(method.agent.policy, "get_distribution", "main: label forwards (argmax)")
+    watch.wrap(method.agent.policy, "labels", "main: label forwards (argmax)")
     watch.wrap(trainer, "train_step", "main-network SGD (agent + main epochs)")
 
     watch.wrap(method, "before_epoch", "agent epoch")

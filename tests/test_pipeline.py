@@ -28,7 +28,10 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
     assert params.run_config("c10-rl", 2) is None  # third seed is paper-only
     assert params.run_config("c100-maxl-lam2", 0) is None  # λ sweeps are paper-only (not in `only`)
-    assert params.run_config("c10-wa-rl", 1).width == 0.125
+    smoke_rl = params.run_config("c10-rl", 1)
+    assert (smoke_rl.width, smoke_rl.rl.n_epochs, smoke_rl.train_size) == (0.125, 1, 4000)
+    methods = {cfg.method for _, _, cfg in params.active_runs()}
+    assert methods == {"single", "human", "random", "maxl", "wa-maxl", "rl", "wa-rl"}  # every method, once at least
     params.profile = "paper"
     cfg = params.run_config("c100-maxl-lam2", 1)
     assert (cfg.lam, cfg.maxl.lookahead_lambda_one, cfg.seed, str(cfg.out)) == (
