@@ -129,7 +129,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     from rlaux.experiments import run_experiment
 
-    print(json.dumps(run_experiment(args.experiment, args.seed, args.params, args.plan), indent=2))
+    print(json.dumps(run_experiment(args.experiment, args.params, args.plan, args.seed), indent=2))
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -203,15 +203,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_evaluate)
 
     params_flag = {"type": Path, "default": PARAMS, "help": "the experiment matrix (default: params.yaml)"}
-    ex = sub.add_parser("experiment", help="train one cell of params.yaml's matrix into runs/<id>/s<seed>")
+    ex = sub.add_parser(
+        "experiment", help="train an experiment of params.yaml's matrix, each seed into runs/<profile>/<id>/s<seed>"
+    )
     ex.add_argument("experiment")
-    ex.add_argument("--seed", type=int, required=True)
+    ex.add_argument("--seed", type=int, default=None, help="train this seed only (default: every seed of the profile)")
     ex.add_argument("--params", **params_flag)
     ex.add_argument(
         "--plan",
         type=Path,
         default=None,
-        help="the run's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it",
+        help="the experiment's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it",
     )
     ex.set_defaults(func=_experiment)
     da = sub.add_parser("data", help="check (and download) the active profile's datasets; write a manifest")
@@ -221,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--plan",
         type=Path,
         default=Path("results/plan"),
-        help="where to write each run's plan (its resolved config), one file per train stage",
+        help="where to write each experiment's plan (its runs' resolved configs), one file per train stage",
     )
     da.set_defaults(func=_data)
     co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")

@@ -4,13 +4,15 @@ A run is (experiment id, seed). Its config is built in layers: the active profil
 `settings`, then that profile's per-dataset block, then the experiment's own keys, then
 seed and output directory (`runs/<profile>/<experiment>/s<seed>`), and validated as one
 `TrainConfig`. A run outside the profile (an SVHN experiment, a third seed, or an experiment
-not in the profile's `only`) is *inactive*: its DVC stage only records that, so one `dvc.yaml`
-serves every profile.
+not in the profile's `only`) is *inactive*.
 
-The pipeline's first stage writes each run's *plan*, `results/plan/<experiment>-s<seed>.json`:
-the run's resolved config for the active profile (or that it is inactive). Each train stage
-depends on its own plan file instead of the whole `profiles` block, so editing one profile
-(or another experiment) never invalidates a trained run of another.
+DVC has one train stage per experiment: it trains the profile's seeds one after another, and an
+experiment the profile does not run only records that, so one `dvc.yaml` serves every profile
+at a cost of about a second per inactive experiment (one stage per run would be ~200 stages).
+The pipeline's first stage writes each experiment's *plan*, `results/plan/<experiment>.json`:
+the resolved config of each of its runs under the active profile (none when inactive). Each
+train stage depends on its own plan file instead of the whole `profiles` block, so editing one
+profile (or another experiment) never invalidates a trained run of another.
 """
 
 from __future__ import annotations
@@ -61,13 +63,15 @@ class Params(BaseModel):
     def run_dir(self, exp_id: str, seed: int) -> Path:
         return RUNS / self.profile / exp_id / f"s{seed}"
 
-    def plan(self, exp_id: str, seed: int) -> dict[str, Any]:
-        """What the run's train stage depends on: its resolved config under the active profile."""
-        cfg = self.run_config(exp_id, seed)
-        head = {"experiment": exp_id, "seed": seed, "profile": self.profile, "active": cfg is not None}
-        if cfg is None:
-            return head
-        return head | {"config": {k: v for k, v in cfg.snapshot().items() if k not in MACHINE_LOCAL}}
+    def plan(self, exp_id: str) -> dict[str, Any]:
+        """What the experiment's train stage depends on: each run's resolved config under the active profile."""
+        runs = []
+        for seed in self.seeds():
+            cfg = self.run_config(exp_id, seed)
+            if cfg is not None:
+                config = {k: v for k, v in cfg.snapshot().items() if k not in MACHINE_LOCAL}
+                runs.append({"seed": seed, "config": config})
+        return {"experiment": exp_id, "profile": self.profile, "runs": runs}
 
     def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
         """The run's validated config, or None when the active profile does not run it."""
@@ -135,21 +139,20 @@ def load_params(path: Path = PARAMS) -> Params:
     return params
 
 
-def plan_path(exp_id: str, seed: int, plan_dir: Path = PLANS) -> Path:
-    return Path(plan_dir) / f"{exp_id}-s{seed}.json"
+def plan_path(exp_id: str, plan_dir: Path = PLANS) -> Path:
+    return Path(plan_dir) / f"{exp_id}.json"
 
 
 def write_plans(params: Params, plan_dir: Path = PLANS) -> list[Path]:
-    """One plan file per cell of the matrix (every experiment x seed_pool); stale files removed."""
+    """One plan file per experiment (a train stage); unchanged files are not touched, stale ones removed."""
     plan_dir = Path(plan_dir)
     paths = []
     for exp_id in params.experiments:
-        for seed in params.seed_pool:
-            path = plan_path(exp_id, seed, plan_dir)
-            text = json.dumps(params.plan(exp_id, seed), indent=2, sort_keys=True) + "\n"
-            if not path.is_file() or path.read_text() != text:
-                write_json(path, params.plan(exp_id, seed))
-            paths.append(path)
+        path = plan_path(exp_id, plan_dir)
+        plan = params.plan(exp_id)
+        if not path.is_file() or json.loads(path.read_text()) != plan:
+            write_json(path, plan)
+        paths.append(path)
     for stale in set(plan_dir.glob("*.json")) - set(paths):
         stale.unlink()
     return paths
@@ -177,16 +180,19 @@ def machine(device: str = "cpu") -> dict[str, str]:
     }
 
 
-def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS, plan_file: Path | None = None) -> dict:
-    """Train one cell of the matrix into runs/<profile>/<id>/s<seed> (the body of a DVC train stage).
+def run_experiment(
+    exp_id: str, params_path: Path = PARAMS, plan_file: Path | None = None, seed: int | None = None
+) -> dict[int, dict]:
+    """Train an experiment's runs, one seed after another, into runs/<profile>/<id>/s<seed>.
 
-    With `plan_file` (the stage's dependency), the config resolved from params.yaml must equal
-    the plan, so a stage never trains something other than what DVC tracked. A checkpoint left
-    by a killed run of the same config is resumed; one written under another config is discarded
-    on purpose (the params changed, so the old run is stale; DVC itself removes a stage's outputs
-    before re-running it). A damaged checkpoint, one of another rlaux version or an incomplete run
-    directory is not: like `rlaux train --resume`, it stops with a `CheckpointError` and leaves
-    the directory as it was.
+    The body of a DVC train stage. With `plan_file` (the stage's dependency), the configs
+    resolved from params.yaml must equal the plan, so a stage never trains something other than
+    what DVC tracked. A finished run of the same config is kept; a checkpoint left by a killed
+    run of the same config is resumed; one written under another config is discarded on purpose
+    (the params changed, so the old run is stale). A damaged checkpoint, one of another rlaux
+    version or an incomplete run directory is not: like `rlaux train --resume`, it stops with a
+    `CheckpointError` and leaves the directory as it was. `seed` trains that run only (for
+    spreading one experiment over several workers by hand).
     """
     params = load_params(params_path)
     if exp_id not in params.experiments:
@@ -194,23 +200,32 @@ def run_experiment(exp_id: str, seed: int, params_path: Path = PARAMS, plan_file
     if plan_file is not None:
         if not Path(plan_file).is_file():
             raise ConfigError(f"plan {plan_file} is missing; write it with `rlaux data` (dvc repro data)")
-        if json.loads(Path(plan_file).read_text()) != params.plan(exp_id, seed):
+        if json.loads(Path(plan_file).read_text()) != params.plan(exp_id):
             raise ConfigError(
                 f"plan {plan_file} is stale (params.yaml changed since); rewrite it with `rlaux data` (dvc repro data)"
             )
-    cfg = params.run_config(exp_id, seed)
-    out = params.run_dir(exp_id, seed)
-    if cfg is None:
+    seeds = params.seeds() if seed is None else [seed]
+    if seed is not None and seed not in params.seed_pool:
+        raise ConfigError(f"seed {seed} is not in seed_pool {params.seed_pool} of {params_path}; pick one of those")
+    runs = {s: cfg for s in seeds if (cfg := params.run_config(exp_id, s)) is not None}
+    if not runs:
+        out = RUNS / params.profile / exp_id
         out.mkdir(parents=True, exist_ok=True)
-        status = {
-            "active": False,
-            "profile": params.profile,
-            "reason": "not in this profile's datasets, seeds or `only`",
-        }
-        write_json(out / "metrics.json", status)
-        return status
+        reason = "not in this profile's datasets, seeds or `only`"
+        write_json(out / "inactive.json", {"active": False, "profile": params.profile, "reason": reason})
+        return {}
+    return {s: _train_run(cfg) for s, cfg in runs.items()}
+
+
+def _train_run(cfg: TrainConfig) -> dict:
     from rlaux.training import train  # torch: imported only for a run that trains
 
+    out = Path(cfg.out)
+    finished = out / "metrics.json"
+    if finished.is_file() and (out / "machine.json").is_file():
+        metrics = json.loads(finished.read_text())
+        if metrics.get("config") == cfg.snapshot():
+            return metrics
     try:
         metrics = train(cfg, resume=True)
     except CheckpointMismatch:

@@ -90,15 +90,17 @@ def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
     params = load_params(REPO / "params.yaml")
     params.profile = "study"
     paths = write_plans(params, tmp_path)
-    assert len(paths) == len(params.experiments) * len(params.seed_pool)
-    before = {p.name: p.read_text() for p in paths}
-    plan = json.loads((tmp_path / "c10-rl-s4.json").read_text())
-    assert plan["active"] and plan["config"]["width"] == 0.125 and "data_root" not in plan["config"]
-    assert json.loads((tmp_path / "c100-rl-s0.json").read_text())["active"] is False
+    assert len(paths) == len(params.experiments)
+    before = {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in paths}
+    plan = json.loads((tmp_path / "c10-rl.json").read_text())
+    assert [run["seed"] for run in plan["runs"]] == [0, 1, 2, 3, 4]
+    config = plan["runs"][4]["config"]
+    assert config["width"] == 0.125 and config["seed"] == 4 and "data_root" not in config
+    assert json.loads((tmp_path / "c100-rl.json").read_text())["runs"] == []  # inactive in the study
     params.profiles["smoke"].settings["width"] = 0.5  # another profile's edit leaves every plan as it was
     params.experiments["c100-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
     write_plans(params, tmp_path)
-    assert {p.name: p.read_text() for p in paths} == before
+    assert {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in paths} == before  # not even rewritten
 
 
 def test_every_paper_number_refers_to_an_experiment():
@@ -415,7 +417,7 @@ def tiny_project(tmp_path, data_root):
 def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     proj = tiny_project
     first = _sh(proj, "dvc", "repro")
-    assert "Running stage 'train@c10-single-0'" in first and "Running stage 'train@c10-single-1'" in first
+    assert "Running stage 'train@c10-single'" in first and "Running stage 'train@c10-random'" in first
     assert sorted(p.name for p in (proj / "figures" / "tiny").iterdir()) == [f"fig{n:02d}.png" for n in range(4, 13)]
     assert "c10-single" in (proj / "paper_tables" / "tiny" / "reproduction.md").read_text()
     assert (proj / "paper_tables" / "tiny" / "README.md").is_file()
@@ -427,7 +429,7 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
 
     # scale-out on DVC's own queue: two train stages as queued experiments, two workers
     override = "profiles.tiny.settings.epochs=2"
-    for stage in ("train@c10-single-0", "train@c10-random-0"):
+    for stage in ("train@c10-single", "train@c10-random"):
         _sh(proj, "dvc", "exp", "run", "--queue", "-S", override, stage)
     _sh(proj, "dvc", "queue", "start", "--jobs", "2")
     deadline = time.time() + 420
@@ -439,7 +441,7 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     assert status.count("Success") == 2, status
     # the workspace run picks both results up from DVC's run cache instead of training again
     final = _sh(proj, "dvc", "exp", "run", "-S", override)
-    for stage in ("train@c10-single-0", "train@c10-random-0"):
+    for stage in ("train@c10-single", "train@c10-random"):
         assert f"Stage '{stage}' is cached - skipping run" in final
     runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
@@ -480,7 +482,4 @@ def test_editing_another_profile_leaves_trained_runs_up_to_date(tiny_project):
     params["profiles"]["other"]["settings"]["epochs"] = 2  # edit the active profile: its runs are out of date
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     _sh(proj, "dvc", "repro", "--single-item", "data")
-    assert _train_stages(_sh(proj, "dvc", "status")) == [
-        "train@c10-single-0",
-        "train@c10-single-1",
-    ]
+    assert _train_stages(_sh(proj, "dvc", "status")) == ["train@c10-single"]

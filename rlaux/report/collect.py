@@ -55,7 +55,7 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         run = params.run_dir(exp_id, seed)
         metrics_file = run / "metrics.json"
         if not metrics_file.is_file():
-            raise ConfigError(f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id}-{seed})")
+            raise ConfigError(f"run {run} has no metrics.json; train it first (dvc repro train@{exp_id})")
         metrics = json.loads(metrics_file.read_text())
         history = pd.read_csv(run / "history.csv")
         last = history.iloc[-1] if len(history) else pd.Series(dtype=float)
