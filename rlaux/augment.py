@@ -10,19 +10,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
 
 from rlaux.data import DatasetInfo
 
 
 class BatchAugment:
-    """Random crop (zero padding `pad`) + optional horizontal flip, then normalise."""
+    """Random crop (zero padding `pad`) + optional horizontal flip, then normalise.
 
-    def __init__(self, info: DatasetInfo, pad: int = 4) -> None:
-        self.mean, self.std, self.flip, self.pad = list(info.mean), list(info.std), info.flip, pad
+    The normalisation constants live on the device: torchvision's `normalize` builds them from
+    Python lists on every call, a host-to-device copy per batch (same arithmetic otherwise).
+    """
+
+    def __init__(self, info: DatasetInfo, pad: int = 4, device: torch.device | str = "cpu") -> None:
+        self.mean = torch.tensor(info.mean, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(info.std, dtype=torch.float32, device=device).view(-1, 1, 1)
+        self.flip, self.pad = info.flip, pad
 
     def normalize(self, x: Tensor) -> Tensor:
-        return TF.normalize(x.float().div_(255), self.mean, self.std)
+        return x.float().div_(255).sub(self.mean).div(self.std)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.normalize(self.crop_flip(x, generator))

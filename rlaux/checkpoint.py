@@ -31,7 +31,8 @@ CKPT = "checkpoint.pt"
 BEST = "best.pt"
 HISTORY = "history.csv"
 CONFIG = "config.json"
-FORMAT = 1  # bump when the checkpoint's layout changes; other formats are refused, not misread
+METRICS = "metrics.json"
+FORMAT = 2  # bump when the checkpoint's layout changes; other formats are refused, not misread
 STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
 # Keys that may differ between a killed run and its resumption (more epochs = extending a run).
 # Not `device`: CPU and CUDA generators draw different batch orders.
@@ -47,6 +48,8 @@ __all__ = [
     "CheckpointError",
     "CheckpointMismatch",
     "exists",
+    "finish",
+    "finished",
     "load",
     "read",
     "read_run",
@@ -72,7 +75,9 @@ def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, met
         "method": method.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if trainer.device.type == "cuda" else [],
+            # the run's own GPU only: a resumed run may land on another GPU (another slot) and
+            # must continue the same stream there
+            "cuda": torch.cuda.get_rng_state(trainer.device) if trainer.device.type == "cuda" else None,
             "numpy": np.random.get_state(),
             "python": random.getstate(),
         },
@@ -81,6 +86,38 @@ def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, met
     # so history.csv without checkpoint.pt means the checkpoint was removed (refused on --resume)
     atomic_torch_save(state, Path(out) / CKPT)
     write_csv(Path(out) / HISTORY, history)
+
+
+def finish(out: Path) -> None:
+    """A completed run keeps best.pt, metrics and history; its checkpoint (a second copy of the
+    weights, plus optimiser and agent) goes, which makes a paper run about half as large on disk."""
+    (Path(out) / CKPT).unlink(missing_ok=True)
+
+
+def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """The metrics of a run that completed in `out` under the same config, else None (resume it).
+
+    A completed run of another config raises `CheckpointMismatch`, as its checkpoint would.
+    """
+    out = Path(out)
+    if (out / CKPT).exists() or not (out / METRICS).is_file():
+        return None
+    try:
+        metrics = json.loads((out / METRICS).read_text())
+        old = metrics.pop("config")
+    except (ValueError, UnicodeDecodeError, KeyError, AttributeError, TypeError) as err:
+        raise CheckpointError(one_line(f"{out / METRICS} is damaged ({err}); {_fix(out)}")) from None
+    new = cfg.snapshot()
+    changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+    if changed or old.get("epochs") != new["epochs"]:
+        raise CheckpointMismatch(
+            f"cannot resume {out}: it holds a finished run with different {', '.join(changed or ['epochs'])}; "
+            f"use a new --out or drop --resume to start over"
+        )
+    missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
+    if missing:
+        raise CheckpointError(f"cannot resume {out}: its finished run lacks {', '.join(missing)}; {_fix(out)}")
+    return metrics
 
 
 def _fix(out: Path) -> str:
@@ -200,8 +237,10 @@ def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: AuxMetho
         method.load_state_dict(state["method"])
         rng = state["rng"]
         torch.set_rng_state(rng["torch"].cpu())
-        if rng["cuda"]:
-            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])  # RNG states live on the CPU
+        if rng["cuda"] is not None:
+            if trainer.device.type != "cuda":
+                raise ValueError("the checkpoint was written on a GPU; resume it with --device cuda")
+            torch.cuda.set_rng_state(rng["cuda"].cpu(), trainer.device)  # RNG states live on the CPU
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as err:

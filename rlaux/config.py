@@ -105,6 +105,15 @@ class RLConfig(_Strict):
     """Width of the agent's features, the input of its action and value heads."""
 
 
+class QueueConfig(_Strict):
+    """Where queued runs train: one GPU slot per run, taken before CUDA starts (rlaux.devices)."""
+
+    gpus: int = Field(0, ge=0)
+    """GPUs to spread runs over (0: no slots; the run uses `device` as is)."""
+    runs_per_gpu: int = Field(1, gt=0)
+    """Runs that share one GPU at a time."""
+
+
 class TrainConfig(_Strict):
     """Everything one training run needs. Defaults are the paper's (SPEC §2-3)."""
 
@@ -146,13 +155,20 @@ class TrainConfig(_Strict):
     """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
     off, so a paper run can never train on a subset by accident)."""
     device: DeviceName = "auto"
-    """auto (CUDA when present, the GPU with the most free memory), cpu or cuda."""
+    """auto (CUDA when present), cpu or cuda; with queue.gpus, the run's GPU slot decides which GPU."""
+    precision: Literal["fp32", "bf16"] = "fp32"
+    """Main network's forward passes in fp32 (faithful) or bf16 autocast (faster on a GPU; numbers
+    change slightly). MAXL's meta step and the agent stay in fp32."""
+    channels_last: bool = False
+    """Main network in channels-last memory format (faster convolutions on a GPU; numbers change slightly)."""
     eval_batch_size: int = Field(1000, gt=0)
     """Batch size of validation and test evaluation (memory only; results do not change)."""
     progress: bool = True
     """Show progress bars."""
     out: Path = Path("runs/default")
-    """Run directory: config.json, history.csv, metrics.json, timing.json, best.pt, checkpoint.pt."""
+    """Run directory: config.json, history.csv, metrics.json, timing.json, best.pt, and checkpoint.pt
+    while the run is unfinished (removed when it completes)."""
+    queue: QueueConfig = Field(default_factory=QueueConfig)
     maxl: MaxlConfig = Field(default_factory=MaxlConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     errata: Errata = Field(default_factory=Errata)

@@ -140,7 +140,7 @@ def reevaluate(run_dir: Path, data_root: Path | None = None, device: str | None 
     on = resolve_device(cfg.device)
     model = new_model(cfg, data.info.num_classes).to(on)
     model.load_state_dict(read_weights(run_dir / "best.pt", model, on, fix))
-    test = evaluate_split(model, data.test.to(on), BatchAugment(data.info).normalize, cfg.eval_batch_size)
+    test = evaluate_split(model, data.test.to(on), BatchAugment(data.info, device=on).normalize, cfg.eval_batch_size)
     metrics = summarize(history) | {
         "test_acc_best_val": test["acc"],
         "precision": test["precision"],

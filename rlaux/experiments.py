@@ -33,8 +33,8 @@ from rlaux.io import write_json
 PARAMS = Path("params.yaml")
 RUNS = Path("runs")
 PLANS = Path("results/plan")
-MACHINE_LOCAL = ("data_root", "progress")
-"""Config keys left out of a plan: where the data lives and progress bars do not change a run."""
+MACHINE_LOCAL = ("data_root", "progress", "queue")
+"""Config keys left out of a plan: where the data lives, progress bars and GPU slots do not change a run."""
 
 
 class Profile(BaseModel):
@@ -214,23 +214,25 @@ def run_experiment(
         reason = "not in this profile's datasets, seeds or `only`"
         write_json(out / "inactive.json", {"active": False, "profile": params.profile, "reason": reason})
         return {}
-    return {s: _train_run(cfg) for s, cfg in runs.items()}
+    from rlaux.devices import gpu_slot
+
+    with gpu_slot(next(iter(runs.values())).queue) as slot:  # one slot for the process: CUDA starts once
+        return {s: _train_run(cfg, slot) for s, cfg in runs.items()}
 
 
-def _train_run(cfg: TrainConfig) -> dict:
+def _train_run(cfg: TrainConfig, slot: str | None) -> dict:
+    """Train (or resume, or keep) one run; a run of another config in its directory is stale and goes."""
+    from rlaux.devices import workspace_path
     from rlaux.training import train  # torch: imported only for a run that trains
 
+    cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
-    finished = out / "metrics.json"
-    if finished.is_file() and (out / "machine.json").is_file():
-        metrics = json.loads(finished.read_text())
-        if metrics.get("config") == cfg.snapshot():
-            return metrics
     try:
         metrics = train(cfg, resume=True)
     except CheckpointMismatch:
         shutil.rmtree(out)
         metrics = train(cfg)
-    device = json.loads((out / "timing.json").read_text()).get("device", "cpu")
-    write_json(out / "machine.json", machine(device))
+    if not (out / "machine.json").is_file():
+        device = json.loads((out / "timing.json").read_text()).get("device", "cpu")
+        write_json(out / "machine.json", machine(device) | {"gpu_slot": slot})
     return metrics

@@ -39,22 +39,27 @@ STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
 
 
 def resolve_device(name: str) -> torch.device:
-    """auto: CUDA when present; with several GPUs, the one with the most free memory, so that
-    parallel workers of DVC's experiment queue spread over the GPUs."""
+    """auto: CUDA when present. The first visible GPU: queued runs choose theirs with a GPU slot
+    (`rlaux.devices.gpu_slot`), which sets CUDA_VISIBLE_DEVICES before CUDA starts."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
     if name == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
-    index = max(range(torch.cuda.device_count()), key=lambda i: torch.cuda.mem_get_info(i)[0]) if name == "auto" else 0
-    return torch.device("cuda", index)
+    return torch.device("cuda", 0)
 
 
-def make_deterministic(device: torch.device) -> None:
-    """Same seed, same metrics on a GPU too (CPU kernels are deterministic already)."""
+def make_deterministic(device: torch.device, warn_only: bool = True) -> None:
+    """Same seed, same metrics on a GPU too (CPU kernels are deterministic already).
+
+    A non-deterministic op warns (`warn_only=False`: fails, as the GPU test runs it). PyTorch's
+    deterministic mode also fills every new allocation with NaN to expose reads of
+    uninitialised memory, which costs time and never changes a correct result: turned off.
+    """
+    torch.utils.deterministic.fill_uninitialized_memory = False
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.use_deterministic_algorithms(True, warn_only=warn_only)
         torch.cuda.set_device(device)
 
 
@@ -95,8 +100,14 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         data = (data or load_splits(cfg)).to(device)
         model = new_model(cfg, data.info.num_classes).to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         opt, sched = new_optimizer(model, cfg)
-        return cls(cfg, data, device, model, opt, sched, BatchAugment(data.info))
+        return cls(cfg, data, device, model, opt, sched, BatchAugment(data.info, device=device))
+
+    def autocast(self) -> torch.autocast:
+        """The main network's forward passes: fp32, or bf16 autocast with `precision: bf16`."""
+        return torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.precision == "bf16")
 
     @property
     def num_aux(self) -> int:
@@ -124,7 +135,8 @@ class Trainer:
     ) -> Tensor:
         """One SGD step of `model` on the batch; returns the detached loss (no host sync)."""
         model.train()
-        loss = total_loss(model(batch.x), batch.y, targets, self.cfg)
+        with self.autocast():
+            loss = total_loss(model(batch.x), batch.y, targets, self.cfg)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -169,6 +181,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {out} is a file, not a run directory; use another --out")
+    if resume and (done := checkpoint.finished(out, cfg)) is not None:
+        return done
     trainer, method = build_run(cfg, data)
     history: list[dict] = []
     start = 0
@@ -179,7 +193,6 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.snapshot())
 
-    prepare = trainer.augment.normalize
     epochs = tqdm(
         range(start, cfg.epochs),
         desc=f"{cfg.method}/{cfg.dataset}",
@@ -192,7 +205,10 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
         row: dict = {"epoch": epoch + 1, "lr": trainer.optimizer.param_groups[0]["lr"]}
         row |= train_epoch(trainer, method, epoch)
         row["seconds"] = time.perf_counter() - t0
-        row |= evaluation.evaluate_epoch(trainer.model, trainer.data, prepare, cfg.eval_batch_size)
+        with trainer.autocast():
+            row |= evaluation.evaluate_epoch(
+                trainer.model, trainer.data, trainer.augment.normalize, cfg.eval_batch_size
+            )
         history.append(row)
         if row["val_acc"] >= max(r["val_acc"] for r in history):
             checkpoint.atomic_torch_save(trainer.model.state_dict(), out / "best.pt")
@@ -202,4 +218,5 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
     metrics = evaluation.summarize(history)
     write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})
     write_json(out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device))
+    checkpoint.finish(out)
     return metrics

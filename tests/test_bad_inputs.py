@@ -140,10 +140,21 @@ def npz_arrays(tiny_root) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_root) -> Path:
-    """One real 1-epoch run (all run files), reused by every checkpoint and run-directory case."""
+    """One real run killed after its first of 2 epochs (all run files, a checkpoint to resume),
+    reused by every checkpoint and run-directory case."""
+    from rlaux import checkpoint
+
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("trained") / "run"
-    main(["train", *TINY, "--data-root", str(tiny_root), "--out", str(out)])
+    save = checkpoint.save
+
+    def save_then_die(*args, **kwargs):
+        save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(checkpoint, "save", save_then_die)
+        main(["train", *TINY, "--epochs", "2", "--data-root", str(tiny_root), "--out", str(out)])
     assert {p.name for p in out.iterdir()} >= {"checkpoint.pt", "best.pt", "history.csv", "config.json"}
     return out
 
@@ -371,7 +382,7 @@ def _ckpt_semantic_cases(rng: random.Random) -> dict[str, object]:
     return {
         f"drop-{dropped}": _edit_state(lambda s: s.pop(dropped)),
         f"rename-{renamed}": _edit_state(lambda s: s.update({renamed + "_": s.pop(renamed)})),
-        "other-version": _edit_state(lambda s: s.update(format=rng.choice([0, 2, "1"]))),
+        "other-version": _edit_state(lambda s: s.update(format=rng.choice([0, 1, "2"]))),
         "no-version": _edit_state(lambda s: s.pop("format")),
         "reshaped-weight": _edit_state(reshape),
         "retyped-weight": _edit_state(retype),
@@ -494,6 +505,8 @@ def test_evaluate_of_a_missing_directory_is_refused(tmp_path, capsys):
 def test_intact_run_still_resumes_and_evaluates(tmp_path, capsys, tiny_root, run_copy):
     """The checks refuse damage, not good runs: resuming a finished run and evaluating it still work."""
     main(resume_argv(tiny_root, run_copy))
+    assert not (run_copy / "checkpoint.pt").exists()  # finished: best.pt, metrics and history stay
+    main(resume_argv(tiny_root, run_copy))  # a finished run resumes as done
     main(["evaluate", str(run_copy), "--data-root", str(tiny_root), "--device", "cpu"])
     assert "test_acc_best_val" in json.loads((run_copy / "metrics.json").read_text())
 

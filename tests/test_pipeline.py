@@ -84,6 +84,24 @@ def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
         assert on == errata, exp_id
 
 
+def test_gpu_smoke_profile_runs_every_method_once_at_paper_settings():
+    params = load_params(REPO / "params.yaml")
+    params.profile = "gpu-smoke"
+    runs = params.active_runs()
+    assert {cfg.method for _, _, cfg in runs} == {"single", "human", "random", "maxl", "wa-maxl", "rl", "wa-rl"}
+    assert len({exp for exp, _, _ in runs}) == len(runs)  # one seed each
+    for _, _, cfg in runs:
+        assert (cfg.device, cfg.width, cfg.rl.n_epochs, cfg.precision, cfg.channels_last) == (
+            "cuda",
+            1.0,
+            10,
+            "fp32",
+            False,
+        )
+    params.profile = "paper"
+    assert params.run_config("c10-rl", 0).queue.gpus == 0  # queued runs take no GPU slot unless asked
+
+
 def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
     from rlaux.experiments import write_plans
 
@@ -99,6 +117,7 @@ def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
     assert json.loads((tmp_path / "c100-rl.json").read_text())["runs"] == []  # inactive in the study
     params.profiles["smoke"].settings["width"] = 0.5  # another profile's edit leaves every plan as it was
     params.experiments["c100-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
+    params.profiles["study"].settings["queue"] = {"gpus": 8, "runs_per_gpu": 4}  # and where the runs queue
     write_plans(params, tmp_path)
     assert {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in paths} == before  # not even rewritten
 
@@ -346,6 +365,8 @@ TINY_PARAMS = {
                 "device": "cpu",
                 "progress": False,
                 "epochs": 1,
+                "data_root": "data",  # relative, and git-ignored: absent from DVC's queued copies
+                "queue": {"gpus": 1, "runs_per_gpu": 2},  # two runs share the one (pretend) GPU
             },
             "datasets": {"cifar10": {"train_size": 300, "test_size": 200}},
         },
@@ -376,6 +397,7 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
         "GIT_COMMITTER_NAME": "t",
         "GIT_COMMITTER_EMAIL": "t@t",
         "RLAUX_DATA": str(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data")),
+        "RLAUX_SLOTS_DIR": str(cwd.parent / "gpu-slots"),
     }
     res = subprocess.run(
         cmd,
@@ -405,6 +427,7 @@ def tiny_project(tmp_path, data_root):
         (proj / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, proj / f)
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
+    (proj / "data").symlink_to(data_root)
     _sh(proj, "git", "init", "-q")
     _sh(proj, "dvc", "init", "-q")
     _sh(proj, "dvc", "config", "core.analytics", "false")
@@ -445,6 +468,11 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
         assert f"Stage '{stage}' is cached - skipping run" in final
     runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
+    for exp in ("c10-single", "c10-random"):  # trained in queued copies: data found, a GPU slot taken
+        run = proj / "runs" / "tiny" / exp / "s0"
+        assert json.loads((run / "machine.json").read_text())["gpu_slot"] in ("gpu0-0", "gpu0-1")
+        assert json.loads((run / "config.json").read_text())["data_root"] == str(proj.resolve() / "data")
+        assert not (run / "checkpoint.pt").exists()
     assert (runs.seconds_per_epoch > 0).all()
     in_block = runs.set_index("experiment").in_block
     assert in_block["c10-random"] == 1.0 and math.isnan(in_block["c10-single"])  # single-task generates no labels

@@ -174,7 +174,7 @@ def test_reward_is_minus_focal_loss_plus_entropy_of_the_policys_mean_distributio
     torch.nn.init.normal_(policy.action_net.weight, std=0.3)  # an image-dependent policy
     sandbox.begin_epoch(3)
     labels = torch.tensor([0, 2, 3, 4]) if target == "in-block" else torch.tensor([0, 2, 7, 12])
-    reward = sandbox.reward(sandbox.codec.targets(labels, torch.tensor([0, 0, 1, 2])))
+    reward = sandbox.reward(sandbox.codec.targets(labels, torch.tensor([0, 0, 1, 2]))).item()
 
     x, y = reward_batch(trainer, 3)
     with torch.no_grad():
@@ -200,7 +200,7 @@ def test_reward_errata_use_the_batch_targets_entropy_and_the_double_softmax(make
     sandbox = AuxTaskEnv(trainer).sandbox  # no policy attached: the erratum's reward does not need one
     sandbox.begin_epoch(3)
     targets = sandbox.codec.targets(torch.tensor([0, 2, 7, 12]), torch.tensor([0, 0, 1, 2]))
-    reward = sandbox.reward(targets)
+    reward = sandbox.reward(targets).item()
 
     a, b = math.e / (math.e + 4), 1 / (math.e + 4)  # p_bar by hand: four soft targets, all picks in-block
     p_bar = [
@@ -288,7 +288,7 @@ def record_rollouts(method: RLAux) -> list[dict[str, np.ndarray]]:
     update = agent.train
 
     def record_then_update() -> None:
-        rollouts.append({k: getattr(buf, k).copy() for k in BUFFER_KEYS})
+        rollouts.append({k: np.array(getattr(buf, k), copy=True) for k in BUFFER_KEYS})  # device buffer: to numpy
         update()
 
     agent.train = record_then_update  # type: ignore[method-assign]

@@ -51,6 +51,61 @@ def test_same_seed_same_metrics_and_resume_matches(small_config, tmp_path, kill_
     assert len(list(csv.DictReader(open(resumed.out / "history.csv")))) == 2
 
 
+def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_path, monkeypatch):
+    import rlaux.training
+    from rlaux.errors import CheckpointMismatch
+
+    cfg = small_config(epochs=1, train_size=300, out=str(tmp_path / "run"))
+    metrics = train(cfg)
+    assert sorted(p.name for p in cfg.out.iterdir()) == [
+        "best.pt",
+        "config.json",
+        "history.csv",
+        "metrics.json",
+        "timing.json",
+    ]
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run must not train again")
+
+    monkeypatch.setattr(rlaux.training, "build_run", no_training)
+    assert train(cfg, resume=True) == metrics
+    with pytest.raises(CheckpointMismatch, match="epochs"):  # its checkpoint is gone: it cannot be extended
+        train(small_config(epochs=2, train_size=300, out=str(tmp_path / "run")), resume=True)
+
+
+def test_deterministic_mode_skips_the_nan_fill(small_config):
+    from rlaux.training import Trainer
+
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    Trainer.build(small_config(epochs=1, train_size=300))
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["single", "maxl", "rl", "wa-rl"])
+def test_every_method_is_deterministic_on_cuda_without_warn_only(small_config, method):
+    """A non-deterministic CUDA op raises here instead of warning; same seed, same epoch, twice."""
+    from rlaux.training import build_run, make_deterministic, train_epoch
+
+    rows = []
+    for _ in range(2):
+        trainer, aux = build_run(small_config(method=method, epochs=1, train_size=300, device="cuda"))
+        make_deterministic(trainer.device, warn_only=False)
+        rows.append(train_epoch(trainer, aux, 0))
+    assert rows[0] == rows[1]
+
+
+def test_bf16_and_channels_last_train_and_change_the_numbers_slightly(small_config, tmp_path):
+    fp32 = train(small_config(epochs=1, train_size=300, out=str(tmp_path / "fp32")))
+    fast = train(
+        small_config(epochs=1, train_size=300, precision="bf16", channels_last=True, out=str(tmp_path / "fast"))
+    )
+    assert fast != fp32 and abs(fast["test_acc_final"] - fp32["test_acc_final"]) < 15
+    history = (tmp_path / "fast" / "history.csv").read_text()
+    assert "nan" not in history.lower()
+
+
 def test_resume_refuses_a_different_config(small_config, tmp_path):
     train(small_config(epochs=1, train_size=300))
     with pytest.raises(ValueError, match="lam"):

@@ -12,9 +12,12 @@ authors' agent piece by piece.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
@@ -23,7 +26,9 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
+from torch.distributions import Distribution
 
+from rlaux.methods.rl.buffer import DeviceRolloutBuffer
 from rlaux.models import mlp_head, trunk_dim, vgg16_trunk
 
 if TYPE_CHECKING:
@@ -113,25 +118,43 @@ def label_probs(policy: MaskableActorCriticPolicy, obs: Tensor, masks: Tensor) -
     return categorical.probs
 
 
+@contextmanager
+def unvalidated_distributions() -> Iterator[None]:
+    """torch.distributions checks every argument of every distribution it builds, each check a
+    host synchronisation; the agent's logits and actions are valid by construction."""
+    default = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(default)
+
+
 class AuxPPO(MaskablePPO):
-    """sb3-contrib's MaskablePPO, unchanged, keeping what each update logged for the epoch's history row."""
+    """sb3-contrib's MaskablePPO with its rollout on the device (`DeviceRolloutBuffer`), keeping
+    what each update logged for the epoch's history row; `train` itself is MaskablePPO's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, rollout_buffer_class=DeviceRolloutBuffer, **kwargs)
         self.set_logger(Logger(folder=None, output_formats=[]))  # values only; no files, no stdout
         self._log: dict[str, list[float]] = defaultdict(list)
+        self._policy_entropy: list[Tensor] = []  # on the device until `pop_log`
 
     def train(self) -> None:
         # Entropy of the policy that collected the rollout, estimated as E[-log pi(a|s)].
-        self._log["policy_entropy"].append(-float(self.rollout_buffer.log_probs.mean()))
-        super().train()
+        self._policy_entropy.append(-self.rollout_buffer.log_probs.mean())
+        with unvalidated_distributions():
+            super().train()
         for key in PPO_LOG_KEYS:
             self._log[f"ppo_{key}"].append(float(self.logger.name_to_value[f"train/{key}"]))
 
     def pop_log(self) -> dict[str, float]:
         """Means over the updates since the last call."""
+        if self._policy_entropy:
+            self._log["policy_entropy"] = torch.stack(self._policy_entropy).tolist()
         log = {key: float(np.mean(values)) for key, values in self._log.items()}
         self._log.clear()
+        self._policy_entropy.clear()
         return log
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -46,8 +45,9 @@ class EnvCollector:
 class BatchedCollector:
     """One policy forward pass per batch; transitions written as `collect_rollouts` writes them.
 
-    Rewards are 0 except on a batch's last step, each step's action mask is written beside
-    it (as MaskablePPO's `collect_rollouts` does), `episode_start` marks each episode's
+    A batch's steps go into the agent's `DeviceRolloutBuffer` in one write, never leaving the
+    device. Rewards are 0 except on a batch's last step, each step's action mask is written
+    beside it (as MaskablePPO's `collect_rollouts` does), `episode_start` marks each episode's
     first step, and the rollout's last value bootstraps from the next observation unless
     the episode ended there. A batch that straddles a rollout boundary is split at it: PPO
     learns before the rest of the batch is labelled, by the updated policy, as in the env loop.
@@ -79,45 +79,25 @@ class BatchedCollector:
                     with torch.no_grad():
                         actions, values, log_probs = self.policy(obs, action_masks=masks)
                     chosen.append(actions)
-                    rewards = np.zeros(stop - start, dtype=np.float32)
+                    rewards = torch.zeros(stop - start, device=obs.device)
                     if stop == len(batch.y):
                         rewards[-1] = self.env.sandbox.step(batch, torch.cat(chosen))
-                    self._add(obs, actions, masks, rewards, values, log_probs, episode_start)
+                    starts = torch.zeros(stop - start, device=obs.device)
+                    starts[0] = float(episode_start)
+                    self.buffer.add(obs, actions, rewards, starts, values, log_probs, action_masks=masks)
                     episode_start = False
                     steps_left -= stop - start
                     start = stop
             if self.buffer.full:
                 self._learn(next_obs=None)
 
-    def _add(
-        self,
-        obs: Tensor,
-        actions: Tensor,
-        masks: Tensor,
-        rewards: np.ndarray,
-        values: Tensor,
-        log_probs: Tensor,
-        episode_start: bool,
-    ) -> None:
-        obs_np, actions_np, masks_np = obs.cpu().numpy(), actions.cpu().numpy(), masks.cpu().numpy()
-        values, log_probs = values.cpu(), log_probs.cpu()
-        for i in range(len(obs_np)):
-            starts = np.array([episode_start and i == 0], dtype=np.float32)
-            self.buffer.add(
-                obs_np[i : i + 1],
-                actions_np[i : i + 1],
-                rewards[i : i + 1],
-                starts,
-                values[i],
-                log_probs[i : i + 1],
-                action_masks=masks_np[i : i + 1],
-            )
-
     def _learn(self, next_obs: Tensor | None) -> None:
         """GAE over the full buffer, bootstrapped from `next_obs` (None: the episode ended), then PPO."""
         self.policy.set_training_mode(False)
+        device = self.policy.device
         with torch.no_grad():
-            last_values = torch.zeros(1) if next_obs is None else self.policy.predict_values(next_obs)
-        self.buffer.compute_returns_and_advantage(last_values=last_values, dones=np.array([next_obs is None]))
+            last_values = torch.zeros(1, device=device) if next_obs is None else self.policy.predict_values(next_obs)
+        dones = torch.full((1,), float(next_obs is None), device=device)
+        self.buffer.compute_returns_and_advantage(last_values=last_values, dones=dones)
         self.agent.train()
         self.buffer.reset()

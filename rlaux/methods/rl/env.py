@@ -52,7 +52,7 @@ class Sandbox:
 
     def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
         self.trainer, self.codec, self.cfg = trainer, codec, trainer.cfg
-        self.rewards: list[float] = []  # every reward since the last `pop_rewards`
+        self.rewards: list[torch.Tensor] = []  # every reward since the last `pop_rewards`, on the device
         self.agent_policy: MaskableActorCriticPolicy | None = None  # set by `AuxTaskEnv.attach_policy`
         self.begin_epoch(0)
         self.restore()
@@ -68,8 +68,8 @@ class Sandbox:
         for group in self.optimizer.param_groups:
             group["lr"] = self.trainer.optimizer.param_groups[0]["lr"]
 
-    def step(self, batch: Batch, actions: torch.Tensor) -> float:
-        """Train the copy one SGD step on the labelled batch; returns the reward."""
+    def step(self, batch: Batch, actions: torch.Tensor) -> torch.Tensor:
+        """Train the copy one SGD step on the labelled batch; returns the reward (a 0-d tensor on the device)."""
         targets = self.codec.targets(actions, batch.y)
         self.trainer.train_step(self.model, self.optimizer, batch, targets)
         reward = self.reward(targets)
@@ -77,7 +77,7 @@ class Sandbox:
         return reward
 
     @torch.no_grad()
-    def reward(self, targets: AuxTargets) -> float:
+    def reward(self, targets: AuxTargets) -> torch.Tensor:
         """-primary loss on a fresh training batch + entropy bonus (SPEC §5, §6.11-6.12).
 
         The loss is the training loss, focal (errata.softmax_reward: the authors' cross-entropy
@@ -90,7 +90,8 @@ class Sandbox:
         idx = torch.randint(len(train), (cfg.rl.reward_batch,), generator=self._generator, device=train.y.device)
         x, y = self.trainer.augment(train.x[idx], self._generator), train.y[idx]
         self.model.train()
-        logits = self.model(x)[0]
+        with self.trainer.autocast():
+            logits = self.model(x)[0].float()
         if cfg.errata.softmax_reward:
             loss = F.cross_entropy(logits.softmax(1), y)
         else:
@@ -102,7 +103,7 @@ class Sandbox:
             policy = self.policy()
             policy.set_training_mode(False)  # as in rollouts: BatchNorm on running statistics
             probs = self.codec.label_probs(label_probs(policy, x, self.codec.action_masks(y)), y)
-        return (-loss + cfg.rl.entropy_weight * batch_entropy(probs)).item()
+        return -loss + cfg.rl.entropy_weight * batch_entropy(probs)
 
     def policy(self) -> MaskableActorCriticPolicy:
         if self.agent_policy is None:
@@ -114,8 +115,9 @@ class Sandbox:
         return self.agent_policy
 
     def pop_rewards(self) -> list[float]:
+        """Every reward since the last call, read from the device at once."""
         rewards, self.rewards = self.rewards, []
-        return rewards
+        return torch.stack(rewards).tolist() if rewards else []
 
 
 class AuxTaskEnv(gym.Env):
@@ -196,7 +198,7 @@ class AuxTaskEnv(gym.Env):
         if len(self._actions) < len(self._batch.y):
             return self._obs(), 0.0, False, False, {}
         actions = torch.as_tensor(np.stack(self._actions), device=self.trainer.device)
-        reward = self.sandbox.step(self._batch, actions)
+        reward = self.sandbox.step(self._batch, actions).item()  # gymnasium's reward is a Python float
         self._actions = []
         following = next(self._episode, None)
         if following is None:  # episode over; its terminal observation is never acted on

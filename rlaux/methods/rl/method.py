@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
-from rlaux.methods.rl.agent import make_agent
+from rlaux.methods.rl.agent import make_agent, unvalidated_distributions
 from rlaux.methods.rl.collector import BatchedCollector, Collector, EnvCollector, rollout_budget
 from rlaux.methods.rl.env import AuxTaskEnv
 
@@ -46,7 +46,8 @@ class RLAux(AuxMethod):
 
     # ------------------------------------------------------------------ train-agent epoch
     def before_epoch(self, epoch: int) -> dict[str, float]:
-        self.collector.run(epoch)
+        with unvalidated_distributions():
+            self.collector.run(epoch)
         rewards = self.env.sandbox.pop_rewards()
         log = {"reward_mean": sum(rewards) / len(rewards)} | self.agent.pop_log()
         return {f"rl/{key}": value for key, value in log.items()}
@@ -55,7 +56,7 @@ class RLAux(AuxMethod):
     def targets(self, batch: Batch) -> AuxTargets:
         """The masked policy's most likely action per image (BatchNorm in eval mode, as in rollouts)."""
         self.agent.policy.set_training_mode(False)
-        with torch.no_grad():
+        with torch.no_grad(), unvalidated_distributions():
             actions = self.agent.policy.labels(batch.x, self.codec.action_masks(batch.y), deterministic=True)
         _, w = self.codec.split(actions)
         if w is not None:
