@@ -288,7 +288,7 @@ def record_rollouts(method: RLAux) -> list[dict[str, np.ndarray]]:
     update = agent.train
 
     def record_then_update() -> None:
-        rollouts.append({k: np.array(getattr(buf, k), copy=True) for k in BUFFER_KEYS})  # device buffer: to numpy
+        rollouts.append({k: torch.as_tensor(getattr(buf, k)).cpu().numpy().copy() for k in BUFFER_KEYS})
         update()
 
     agent.train = record_then_update  # type: ignore[method-assign]
