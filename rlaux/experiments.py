@@ -8,7 +8,7 @@ not in the profile's `only`) is *inactive*.
 
 DVC has one train stage per experiment: it trains the profile's seeds one after another, and an
 experiment the profile does not run only records that, so one `dvc.yaml` serves every profile
-at a cost of about a second per inactive experiment (one stage per run would be ~200 stages).
+at DVC's few seconds per inactive experiment (one stage per run would be ~200 such stages).
 The pipeline's first stage writes each experiment's *plan*, `results/plan/<experiment>.json`:
 the resolved config of each of its runs under the active profile (none when inactive). Each
 train stage depends on its own plan file instead of the whole `profiles` block, so editing one
