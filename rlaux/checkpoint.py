@@ -108,7 +108,7 @@ def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     except (ValueError, UnicodeDecodeError, KeyError, AttributeError, TypeError) as err:
         raise CheckpointError(one_line(f"{out / METRICS} is damaged ({err}); {_fix(out)}")) from None
     new = cfg.snapshot()
-    changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+    changed = _changed_keys(old, new)
     if changed or old.get("epochs") != new["epochs"]:
         raise CheckpointMismatch(
             f"cannot resume {out}: it holds a finished run with different {', '.join(changed or ['epochs'])}; "
@@ -118,6 +118,11 @@ def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     if missing:
         raise CheckpointError(f"cannot resume {out}: its finished run lacks {', '.join(missing)}; {_fix(out)}")
     return metrics
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Config keys whose change makes a run another run (a resume may change the rest)."""
+    return sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
 
 
 def _fix(out: Path) -> str:
@@ -172,8 +177,7 @@ def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", 
     if not isinstance(old, dict):
         raise CheckpointError(f"{path} holds no config mapping; {fix}")
     if cfg is not None:
-        new = cfg.snapshot()
-        changed = sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
+        changed = _changed_keys(old, cfg.snapshot())
         if changed:
             raise CheckpointMismatch(
                 f"cannot resume {path.parent}: its checkpoint was written with different "
