@@ -352,6 +352,8 @@ def test_figures_are_written_for_every_paper_figure(tmp_path):
     paths = write_figures(runs, curves, paper, "smoke", tmp_path)
     assert [p.name for p in paths] == [f"fig{n:02d}.png" for n in range(4, 13)]
     assert all(p.stat().st_size > 10_000 for p in paths)
+    again = write_figures(runs, curves, paper, "smoke", tmp_path / "again")  # same runs, same bytes: DVC sees no change
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in paths]
 
 
 TINY_PARAMS = {

@@ -144,7 +144,8 @@ def _bars(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
             ax=ax,
             label="ours",
         )
-        sns.stripplot(data=df, x="label", y="test_acc_last15", order=order, color="0.25", size=4, ax=ax)
+        # no jitter: seaborn draws it from numpy's global RNG, so the same runs would give another PNG
+        sns.stripplot(data=df, x="label", y="test_acc_last15", order=order, color="0.25", size=4, jitter=False, ax=ax)
     _paper_marks(ax, paper, fig)
     values = list(df.test_acc_last15) + list(paper.loc[paper.figure == fig.number, "value"])
     ax.set_ylim(max(0, min(values, default=0) - 5), min(100, max(values, default=100) + 3))
