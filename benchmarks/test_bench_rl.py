@@ -35,6 +35,7 @@ from rlaux.config import TrainConfig, build_config
 from rlaux.data import Splits, load_splits
 from rlaux.methods.base import AuxMethod
 from rlaux.methods.rl.method import RLAux
+from rlaux.methods.rl.ppo import use_sb3_contrib
 from rlaux.training import Trainer, build_run, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,15 +130,19 @@ def test_batched_collector_vs_env_loop(benchmark, splits):
 
 
 @pytest.mark.parametrize(
-    "errata",
-    [{}, {"unmasked_soft_targets": True, "target_entropy_reward": True}],
-    ids=["paper", "before-issue-9"],  # before: unmasked soft targets, entropy of the batch's targets
+    "errata, sb3",
+    [({}, False), ({}, True), ({"unmasked_soft_targets": True, "target_entropy_reward": True}, False)],
+    # before issue 9: unmasked soft targets, entropy of the batch's targets; before issue 19: sb3-contrib's
+    # own PPO update, masked distribution and numpy GAE (`ppo.use_sb3_contrib`), the same numbers
+    ids=["paper", "paper-before-issue-19", "before-issue-9"],
 )
-def test_rl_cycle_vs_single_epoch(benchmark, splits, errata):
+def test_rl_cycle_vs_single_epoch(benchmark, splits, errata, sb3):
     """One RL-AUX cycle (train-agent epoch + train-main epoch) in units of one `single` epoch."""
     single_trainer, single = build("single", splits)
     trainer, method = build("rl", splits, errata=errata)
     assert isinstance(method, RLAux)
+    if sb3:
+        use_sb3_contrib(method.agent)
     watch = Stopwatch()
     watch.wrap(method.agent.policy, "forward", "agent: label forwards (collect)")
     watch.wrap(method.env.sandbox, "reward", "agent: reward forwards")

@@ -32,6 +32,8 @@ BEST = "best.pt"
 HISTORY = "history.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
+RUN_FILES = (CONFIG, HISTORY, CKPT, BEST, METRICS, "timing.json", "machine.json")
+"""What a run writes into its directory: a new run never starts over any of them unless told to."""
 FORMAT = 2  # bump when the checkpoint's layout changes; other formats are refused, not misread
 STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
 # Keys that may differ between a killed run and its resumption (more epochs = extending a run).
@@ -45,8 +47,11 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
 
 __all__ = [
     "CKPT",
+    "RUN_FILES",
     "CheckpointError",
     "CheckpointMismatch",
+    "check_new_run",
+    "clear",
     "exists",
     "finish",
     "finished",
@@ -61,6 +66,40 @@ __all__ = [
 
 def exists(out: Path) -> bool:
     return (Path(out) / CKPT).is_file()
+
+
+def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
+    """Refuse to start a run over another run's files: a re-typed command must not destroy a run.
+
+    `overwrite` lets it go ahead (`clear` then removes those files, once every input is checked).
+    """
+    out = Path(out)
+    present = [name for name in RUN_FILES if (out / name).exists()]
+    if not present or overwrite:
+        return
+    if (out / CKPT).exists():
+        what = "an unfinished run"
+    elif (out / METRICS).is_file():
+        what = "a finished run"
+    else:
+        what = "another run's files"
+    try:
+        old, new = json.loads((out / CONFIG).read_text()), cfg.snapshot()
+        same = not _changed_keys(old, new) and (what != "a finished run" or old.get("epochs") == new["epochs"])
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        same = False  # what --resume would accept; anything else only --overwrite may replace
+    resume = {"an unfinished run": "--resume to continue it, ", "a finished run": "--resume to return its metrics, "}
+    other = ", of another config" if (out / CONFIG).is_file() and not same else ""
+    raise CheckpointError(
+        f"--out {out} already holds {what} ({', '.join(present)}{other}); nothing was changed: "
+        f"pass {resume.get(what, '') if same else ''}--overwrite to replace it, or choose another --out"
+    )
+
+
+def clear(out: Path) -> None:
+    """Remove a previous run's files (`--overwrite`), so none of them can be mistaken for the new run's."""
+    for name in RUN_FILES:
+        (Path(out) / name).unlink(missing_ok=True)
 
 
 def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, method: AuxMethod) -> None:
@@ -112,7 +151,7 @@ def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     if changed or old.get("epochs") != new["epochs"]:
         raise CheckpointMismatch(
             f"cannot resume {out}: it holds a finished run with different {', '.join(changed or ['epochs'])}; "
-            f"use a new --out or drop --resume to start over"
+            f"use a new --out, or --overwrite instead of --resume to start over"
         )
     missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
     if missing:
@@ -126,7 +165,7 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 
 def _fix(out: Path) -> str:
-    return f"delete {out} (or use a new --out) to start over, or drop --resume"
+    return f"start {out} over with --overwrite instead of --resume, or use a new --out"
 
 
 def _torch_load(path: Path, fix: str, **kw: Any) -> Any:
@@ -181,7 +220,7 @@ def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", 
         if changed:
             raise CheckpointMismatch(
                 f"cannot resume {path.parent}: its checkpoint was written with different "
-                f"{', '.join(changed)}; use a new --out or drop --resume to start over"
+                f"{', '.join(changed)}; use a new --out, or --overwrite instead of --resume to start over"
             )
     return state
 
@@ -218,6 +257,8 @@ def read_run(out: Path, cfg: TrainConfig, model: torch.nn.Module, map_location: 
     if not (out / CKPT).exists():
         if (out / HISTORY).exists():
             raise CheckpointError(f"cannot resume {out}: it holds {HISTORY} but its {CKPT} is missing; {_fix(out)}")
+        if (out / CONFIG).exists():  # killed before its first checkpoint: only the same config may start over
+            _check_config_file(out, cfg)
         return None
     state = read(out / CKPT, cfg, map_location)
     _check_weights(state["model"], model, out / CKPT, _fix(out))
@@ -230,6 +271,20 @@ def read_run(out: Path, cfg: TrainConfig, model: torch.nn.Module, map_location: 
         raise CheckpointError(one_line(f"{out / CONFIG} is not valid JSON ({err}); {_fix(out)}")) from None
     read_weights(out / BEST, model, map_location)
     return state
+
+
+def _check_config_file(out: Path, cfg: TrainConfig) -> None:
+    """config.json of a run killed before its first epoch: damaged or another config is refused."""
+    try:
+        old = json.loads((out / CONFIG).read_text())
+        changed = _changed_keys(old, cfg.snapshot())
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise CheckpointError(one_line(f"{out / CONFIG} is not a run's config ({err}); {_fix(out)}")) from None
+    if changed:
+        raise CheckpointMismatch(
+            f"cannot resume {out}: its {CONFIG} was written with different {', '.join(changed)}; "
+            f"use a new --out, or --overwrite instead of --resume to start over"
+        )
 
 
 def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:

@@ -50,7 +50,8 @@ SECTION_TITLES = {"maxl": "MAXL", "rl": "RL", "errata": "errata"}
 ERRATA_NOTE = (
     "The defaults follow the paper's text (SPEC §1-5). Each switch, off by default, reproduces one "
     "behaviour found in the authors' code (SPEC §6); with all of them on, RL-AUX runs as the authors' "
-    "code did (the *-asrun experiments)."
+    "code did (the *-asrun experiments). Each applies to rl and wa-rl, except batch_mean_weights (wa-maxl only) "
+    "and reset_replays_first_batch (with rl.reset batch); a switch the method never reads is refused."
 )
 
 
@@ -113,10 +114,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _train(args: argparse.Namespace) -> None:
+    cfg = config_from_args(args)  # before torch loads: a bad flag is reported in about a second
+    if args.resume and args.overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     from rlaux.training import train
 
-    cfg = config_from_args(args)
-    metrics = train(cfg, resume=args.resume)
+    metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(metrics, indent=2))
 
 
@@ -193,7 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one run into --out", description=TRAIN_HELP)
     tr.add_argument("--config", type=Path, help="YAML file with config keys (flags override it)")
-    tr.add_argument("--resume", action="store_true", help="continue from --out's last checkpoint")
+    tr.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (a finished one returns its metrics)"
+    )
+    tr.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run files already in --out (without it, a run there is never touched)",
+    )
     _add_config_flags(tr)
     tr.set_defaults(func=_train)
     ev = sub.add_parser("evaluate", help="re-evaluate a run's best-validation checkpoint and rewrite its metrics.json")
@@ -202,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the run's device")
     ev.set_defaults(func=_evaluate)
 
-    params_flag = {"type": Path, "default": PARAMS, "help": "the experiment matrix (default: params.yaml)"}
+    params_flag = {
+        "type": Path,
+        "default": PARAMS,
+        "help": "the experiment matrix (default: params.yaml in the current folder, the repository root)",
+    }
     ex = sub.add_parser(
         "experiment", help="train an experiment of params.yaml's matrix, each seed into runs/<profile>/<id>/s<seed>"
     )

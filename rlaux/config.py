@@ -52,6 +52,10 @@ class Errata(_Strict):
     target_entropy_reward: bool = False
     """§6.11: the reward's entropy term is H(p_bar) of the labelled training batch's targets, not of the
     policy's mean distribution over the evaluation batch."""
+    ppo_train_mode_batchnorm: bool = False
+    """Not in SPEC §6 (found here): SB3 collects rollouts with the agent's BatchNorm on running statistics
+    but evaluates the PPO update on batch statistics, so the importance ratio measures BatchNorm, not the
+    policy (the authors ran SB3 this way on a VGG16 with BatchNorm). Off: both on running statistics."""
 
 
 class MaxlConfig(_Strict):
@@ -103,6 +107,12 @@ class RLConfig(_Strict):
     """PPO epochs over each rollout."""
     feature_dim: int = Field(256, gt=0)
     """Width of the agent's features, the input of its action and value heads."""
+    placebo: bool = False
+    """Control: the sandbox trains on in-block labels drawn uniformly instead of the agent's actions, so the
+    reward no longer depends on them; PPO, passes, masks and the argmax labels of the main network unchanged."""
+    diagnostics: bool = True
+    """Log what the agent learned each epoch on a fixed probe (policy entropy, KL from the initial policy,
+    sampled-label entropy, the reward's variance due to labels vs evaluation batch); never changes the run."""
 
 
 class QueueConfig(_Strict):
@@ -112,6 +122,25 @@ class QueueConfig(_Strict):
     """GPUs to spread runs over (0: no slots; the run uses `device` as is)."""
     runs_per_gpu: int = Field(1, gt=0)
     """Runs that share one GPU at a time."""
+
+
+RL_METHODS, MAXL_METHODS = ("rl", "wa-rl"), ("maxl", "wa-maxl")
+APPLIES_TO: dict[str, tuple[str, ...]] = {
+    **{f"errata.{name}": RL_METHODS for name in Errata.model_fields},  # the authors' RL-AUX code
+    # (errata.weight_scale_8w3 changes only WA-RL's weights; the as-run rl experiment carries it, as the authors' code did)
+    "errata.batch_mean_weights": ("wa-maxl",),
+    **{f"maxl.{name}": MAXL_METHODS for name in MaxlConfig.model_fields},
+    "maxl.lookahead_lambda_one": ("maxl",),  # wa-maxl learns its weights: no λ to replace
+    **{f"rl.{name}": RL_METHODS for name in RLConfig.model_fields},
+}
+"""Which methods read each erratum and method option. A switch (an erratum, or a MAXL/RL option that takes
+on/off or one of named choices) set away from its default for another method is refused: it would be
+recorded as part of a run it never touched. Numeric MAXL/RL settings are not checked, so a profile can set
+them once for all of its experiments."""
+
+
+def _is_switch(field: Any) -> bool:
+    return field.annotation is bool or getattr(field.annotation, "__origin__", None) is Literal
 
 
 class TrainConfig(_Strict):
@@ -135,6 +164,9 @@ class TrainConfig(_Strict):
     """StepLR decay factor."""
     focal_gamma: float = Field(2.0, ge=0)
     """Focal-loss exponent of the primary and auxiliary losses (0 = cross-entropy)."""
+    primary_loss_scale: float = Field(1.0, gt=0)
+    """Factor on the primary loss (1 = paper). The loss-scale control: single-task at 1 + λ asks whether
+    an auxiliary task at λ helps as a task or only as a larger gradient through the shared trunk."""
     psi: int = Field(5, gt=0)
     """Hierarchy factor: auxiliary classes per primary class (K = psi * C)."""
     train_size: int | None = Field(None, gt=0)
@@ -203,12 +235,36 @@ class TrainConfig(_Strict):
                 "errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
                 "turn on errata.unmasked_soft_targets as well"
             )
+        self._switches_apply()
+        if self.errata.reset_replays_first_batch and self.rl.reset != "batch":
+            raise ValueError(
+                "errata.reset_replays_first_batch reproduces the per-batch reset ablation; it needs rl.reset 'batch'"
+            )
         if self.errata.unmasked_soft_targets and self.rl.target == "in-block":
             raise ValueError(
                 "errata.unmasked_soft_targets needs rl.target 'masked' (actions over all K classes); "
                 "rl.target 'in-block' has no out-of-block action to leave unmasked"
             )
         return self
+
+    def _switches_apply(self) -> None:
+        """Refuse errata and method switches that `method` never reads, listing those it does."""
+        wrong, usable = [], []
+        for section in ("errata", "maxl", "rl"):
+            model = getattr(self, section)
+            for name, field in type(model).model_fields.items():
+                key = f"{section}.{name}"
+                if not _is_switch(field):
+                    continue
+                if self.method in APPLIES_TO[key]:
+                    usable.append(key)
+                elif getattr(model, name) != field.default:
+                    wrong.append(f"{key} applies only to {', '.join(APPLIES_TO[key])}")
+        if wrong:
+            raise ValueError(
+                f"{'; '.join(wrong)}, not to method {self.method!r}: drop it or change the method "
+                f"(the switches {self.method} reads: {', '.join(usable) or 'none'})"
+            )
 
     def snapshot(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (written into every run)."""

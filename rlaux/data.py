@@ -1,14 +1,16 @@
 """Datasets as uint8 tensors in memory: stratified subsets and a validation split.
 
 Each dataset is read from a torchvision layout under the data root (downloaded there when
-`download` is on) or from the offline `.npz` subsets described in shared/data/README.md.
+`download` is on) or from the offline `.npz` subsets (`NPZ_ARRAYS`; README, "Data root").
 Images stay uint8 NCHW until `augment.py` turns a batch into normalised floats, so a
 whole split fits on the device and batches are slices of a permutation.
 """
 
 from __future__ import annotations
 
+import contextlib
 import pickle
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -94,12 +96,37 @@ def _expected_files(factory: Callable[..., object], root: Path, kw: dict) -> lis
     return []
 
 
+def _created_by(root: Path) -> Callable[[], None]:
+    """Snapshot what exists at `root` now; the returned function removes whatever appeared since
+    (a failed download's partial archive, its half-extracted folder, an empty ./data)."""
+    missing = [p for p in (root, *root.parents) if not p.exists()]
+    before = set(root.iterdir()) if root.is_dir() else set()
+
+    def remove() -> None:
+        if not root.is_dir():
+            return
+        for path in set(root.iterdir()) - before:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        for folder in missing:  # innermost first; kept if anything else appeared there meanwhile
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    return remove
+
+
 def _torchvision(factory: Callable[..., object], root: Path, download: bool, name: str, **kw):
     """Build a torchvision dataset; a missing dataset or failed download becomes one clear error,
-    and so does a torchvision layout that exists but is incomplete or corrupted."""
+    and so does a torchvision layout that exists but is incomplete or corrupted. A failed download
+    leaves the data root as it found it."""
+    undo = _created_by(root)
     try:
         return factory(root=str(root), download=download, **kw)
     except Exception as err:
+        if download:
+            undo()
         how = "the download failed" if download else "download is off"
         files = _expected_files(factory, root, kw)
         data_files = files[:-1] if hasattr(factory, "train_list") else files
@@ -127,8 +154,8 @@ def _torchvision(factory: Callable[..., object], root: Path, download: bool, nam
             one_line(
                 f"dataset {name!r} not found under data root {root.resolve()} and {how} ({err}). "
                 f"Fix: point --data-root (params key `data_root`, or ${DATA_ENV_VAR}) at a folder holding "
-                f"the torchvision files or the offline subsets (e.g. ../shared/data), or run once "
-                f"with internet access and download on."
+                f"the torchvision files or the offline subsets (subsets/cifar10.npz, subsets/cifar100.npz), "
+                f"or run once with internet access and download on."
             )
         ) from None
 
@@ -152,7 +179,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
 
     Every problem is a `DataFileError` naming the file, the array and the fix.
     """
-    fix = f"replace {path} with a good copy (see shared/data/README.md for its layout), or point --data-root elsewhere"
+    fix = f"replace {path} with a good copy (its layout: README, 'Data root'), or point --data-root elsewhere"
     wanted = NPZ_ARRAYS[name]
     try:
         with np.load(path, allow_pickle=False) as archive:

@@ -101,6 +101,11 @@ class Params(BaseModel):
 
 def load_params(path: Path = PARAMS) -> Params:
     """Parse and fully validate params.yaml: every active run's config is checked up front."""
+    if not Path(path).exists():  # most often: run outside the repository
+        raise ConfigError(
+            f"params file {path} not found (looked for {Path(path).absolute()}); run rlaux from the repository "
+            f"root (the folder with params.yaml and dvc.yaml) or pass --params /path/to/params.yaml"
+        )
     raw = read_yaml(path, what="params file")
     if not isinstance(raw, dict):
         raise ConfigError(
@@ -228,11 +233,11 @@ def _train_run(cfg: TrainConfig, slot: str | None) -> dict:
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
     try:
-        metrics = train(cfg, resume=True)
+        metrics = train(cfg, resume=True, gpu_slot=slot)
     except CheckpointMismatch:
         shutil.rmtree(out)
-        metrics = train(cfg)
-    if not (out / "machine.json").is_file():
+        metrics = train(cfg, gpu_slot=slot)
+    if not (out / "machine.json").is_file():  # a run finished before `train` wrote machine.json itself
         device = json.loads((out / "timing.json").read_text()).get("device", "cpu")
         write_json(out / "machine.json", machine(device) | {"gpu_slot": slot})
     return metrics

@@ -33,6 +33,7 @@ from rlaux.losses import combine_aux, focal_loss
 from rlaux.methods import make_method
 from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
 from rlaux.models import AuxNet
+from rlaux.syncs import EpochSyncs
 
 # Independent random streams, so e.g. a meta pass never shifts the main pass's shuffle.
 STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
@@ -64,9 +65,9 @@ def make_deterministic(device: torch.device, warn_only: bool = True) -> None:
 
 
 def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, cfg: TrainConfig) -> Tensor:
-    """mean focal primary loss + mean of weight_i * focal auxiliary loss_i (SPEC §1)."""
+    """mean focal primary loss (times `primary_loss_scale`) + mean of weight_i * focal auxiliary loss_i (SPEC §1)."""
     pri_logits, aux_logits = outputs
-    loss = focal_loss(pri_logits, y, cfg.focal_gamma).mean()
+    loss = cfg.primary_loss_scale * focal_loss(pri_logits, y, cfg.focal_gamma).mean()  # x 1.0 is exact
     if targets.target is not None:
         aux = focal_loss(aux_logits, targets.target, cfg.focal_gamma)
         loss = loss + combine_aux(aux, targets.weight, cfg.errata.batch_mean_weights)
@@ -171,16 +172,29 @@ def build_run(cfg: TrainConfig, data: Splits | None = None) -> tuple[Trainer, Au
     return trainer, make_method(cfg.method, MethodContext.of(trainer))
 
 
-def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) -> dict:
+def train(
+    cfg: TrainConfig,
+    resume: bool = False,
+    data: Splits | None = None,
+    overwrite: bool = False,
+    gpu_slot: str | None = None,
+) -> dict:
     """Train one run into `cfg.out`; returns its metrics (also written to metrics.json).
 
     Everything the user handed in (data, and with `resume` the whole run directory) is
     checked before the first file is written: a bad input raises a `UserError` and leaves
-    the run directory as it was.
+    the run directory as it was. A new run never starts over another run's files unless
+    `overwrite` (a re-typed command must not destroy a finished run); `resume` continues one.
     """
+    from rlaux.experiments import machine
+
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise CheckpointError(f"--out {out} is a file, not a run directory; use another --out")
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    if not resume:
+        checkpoint.check_new_run(out, cfg, overwrite)
     if resume and (done := checkpoint.finished(out, cfg)) is not None:
         return done
     trainer, method = build_run(cfg, data)
@@ -190,6 +204,8 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
         state = checkpoint.read_run(out, cfg, trainer.model, trainer.device)
         if state is not None:
             start, history = checkpoint.restore(state, out, trainer, method)
+    if overwrite:
+        checkpoint.clear(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.snapshot())
 
@@ -200,15 +216,17 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
         initial=start,
         total=cfg.epochs,
     )
+    syncs = EpochSyncs(trainer.device)  # host syncs per epoch on CUDA (timing.json); nothing elsewhere
     for epoch in epochs:
         t0 = time.perf_counter()
         row: dict = {"epoch": epoch + 1, "lr": trainer.optimizer.param_groups[0]["lr"]}
-        row |= train_epoch(trainer, method, epoch)
-        row["seconds"] = time.perf_counter() - t0
-        with trainer.autocast():
-            row |= evaluation.evaluate_epoch(
-                trainer.model, trainer.data, trainer.augment.normalize, cfg.eval_batch_size
-            )
+        with syncs.epoch():
+            row |= train_epoch(trainer, method, epoch)
+            row["seconds"] = time.perf_counter() - t0
+            with trainer.autocast():
+                row |= evaluation.evaluate_epoch(
+                    trainer.model, trainer.data, trainer.augment.normalize, cfg.eval_batch_size
+                )
         history.append(row)
         if row["val_acc"] >= max(r["val_acc"] for r in history):
             checkpoint.atomic_torch_save(trainer.model.state_dict(), out / "best.pt")
@@ -217,6 +235,9 @@ def train(cfg: TrainConfig, resume: bool = False, data: Splits | None = None) ->
 
     metrics = evaluation.summarize(history)
     write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})
-    write_json(out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device))
+    write_json(
+        out / "timing.json", evaluation.timing(history, len(trainer.data.train), trainer.device) | syncs.timing()
+    )
+    write_json(out / "machine.json", machine(str(trainer.device)) | {"gpu_slot": gpu_slot})  # where it trained
     checkpoint.finish(out)
     return metrics

@@ -284,7 +284,7 @@ def test_sizes_larger_than_the_data_are_refused(tmp_path, capsys, tiny_root):
 
 
 # ---------------------------------------------------------------- YAML configs
-GOOD_YAML = "dataset: cifar10\nmethod: single\nepochs: 1\nlr: 0.02\nmaxl:\n  order: 1\nrl:\n  reset: epoch\n"
+GOOD_YAML = "dataset: cifar10\nmethod: maxl\nepochs: 1\nlr: 0.02\nmaxl:\n  order: 1\nrl:\n  reset: epoch\n"
 BROKEN_SNIPPETS = ["key: [unclosed", "{{", "  - bad: indent\n x:", "a: b: c", "\t- tab", "'quote", "lr: 0.1\n  lr: 2"]
 
 
@@ -435,6 +435,83 @@ def test_out_that_is_a_file_is_refused(tmp_path, capsys, tiny_root):
     (tmp_path / "run").write_text("x")
     argv = ["train", *TINY, "--data-root", str(tiny_root), "--out", str(tmp_path / "run")]
     assert_refused(argv, tmp_path, capsys, str(tmp_path / "run"))
+
+
+# ---------------------------------------------------------------- run directories (rlaux train without --resume)
+@pytest.fixture(scope="module")
+def finished_run(trained_run, tiny_root, tmp_path_factory) -> Path:
+    """The killed run, resumed as a 1-epoch run: a finished run (metrics.json, no checkpoint)."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    shutil.copytree(trained_run, run)
+    main(resume_argv(tiny_root, run))
+    assert (run / "metrics.json").is_file() and not (run / "checkpoint.pt").exists()
+    return run
+
+
+def _foreign(run: Path, keep: tuple[str, ...]) -> None:
+    """Leave only `keep` of the run's files, and make them another run's (another lr)."""
+    for path in run.iterdir():
+        if path.name not in keep:
+            path.unlink()
+    for name in {"config.json", "metrics.json"} & set(keep):
+        data = json.loads((run / name).read_text())
+        (data.get("config") or data)["lr"] = 0.5
+        (run / name).write_text(json.dumps(data))
+
+
+RUN_DIRS = {
+    "finished": lambda run: None,
+    "finished-other-lr": lambda run: _foreign(run, ("config.json", "metrics.json", "best.pt", "history.csv")),
+    "config-only": lambda run: _foreign(run, ("config.json",)),
+    "history-only": lambda run: _foreign(run, ("history.csv",)),
+    "best-only": lambda run: _foreign(run, ("best.pt",)),
+    "machine-only": lambda run: _foreign(run, ("machine.json",)),
+}
+
+
+@pytest.fixture
+def finished_copy(finished_run, tmp_path) -> Path:
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "machine.json").write_text('{"cpu": "elsewhere"}\n')
+    return run
+
+
+@pytest.mark.parametrize("case", RUN_DIRS)
+def test_a_new_run_never_starts_over_another_run(tmp_path, capsys, tiny_root, finished_copy, case):
+    """A re-typed command (same flags, or another lr) into a run directory: refused, every byte kept."""
+    RUN_DIRS[case](finished_copy)
+    for extra in ([], ["--lr", "0.05"]):
+        argv = ["train", *TINY, "--data-root", str(tiny_root), "--out", str(finished_copy), *extra]
+        err = assert_refused(argv, tmp_path, capsys, str(finished_copy), "--overwrite", "nothing was changed")
+        assert ("--resume" in err) == (case == "finished" and not extra), err  # offered only where it would work
+
+
+def test_an_unfinished_run_is_kept_and_resume_offered(tmp_path, capsys, tiny_root, run_copy):
+    argv = ["train", *TINY, "--epochs", "2", "--data-root", str(tiny_root), "--out", str(run_copy)]
+    assert_refused(argv, tmp_path, capsys, "unfinished run", "--resume to continue it", "--overwrite")
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path, capsys, tiny_root, run_copy):
+    assert_refused([*resume_argv(tiny_root, run_copy), "--overwrite"], tmp_path, capsys, "--resume", "--overwrite")
+
+
+def test_resume_refuses_a_foreign_config_json_left_before_the_first_checkpoint(tmp_path, capsys, tiny_root, run_copy):
+    _foreign(run_copy, ("config.json",))
+    assert_refused(resume_argv(tiny_root, run_copy), tmp_path, capsys, str(run_copy), "lr")
+
+
+def test_overwrite_replaces_every_file_of_the_old_run(tmp_path, tiny_root, finished_copy):
+    _foreign(finished_copy, ("config.json", "metrics.json", "best.pt", "history.csv", "machine.json"))
+    (finished_copy / "notes.txt").write_text("mine")  # not a run file: kept
+    main(["train", *TINY, "--data-root", str(tiny_root), "--out", str(finished_copy), "--overwrite"])
+    from rlaux.checkpoint import CKPT, RUN_FILES
+
+    assert {p.name for p in finished_copy.iterdir()} == {*RUN_FILES, "notes.txt"} - {CKPT}
+    assert json.loads((finished_copy / "config.json").read_text())["lr"] == 0.01
+    assert json.loads((finished_copy / "metrics.json").read_text())["config"]["epochs"] == 1
+    assert json.loads((finished_copy / "machine.json").read_text())["cpu"] != "elsewhere"
+    assert (finished_copy / "notes.txt").read_text() == "mine"
 
 
 # ---------------------------------------------------------------- run directories (rlaux evaluate)

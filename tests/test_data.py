@@ -94,6 +94,37 @@ def test_failed_download_becomes_the_same_clear_error(tmp_path, monkeypatch):
     assert not any(tmp_path.rglob("*.npz"))
 
 
+@pytest.mark.parametrize("dataset, module", [("cifar10", tvd.cifar), ("cifar100-20", tvd.cifar), ("svhn", tvd.svhn)])
+def test_failed_download_removes_what_it_created(tmp_path, monkeypatch, dataset, module):
+    """A download that dies halfway leaves no empty ./data, partial archive or half-extracted folder;
+    what was already under the data root stays."""
+
+    def dies_halfway(url, root, filename=None, *args, **kwargs):
+        folder = Path(root) / "half-extracted"
+        folder.mkdir(parents=True)
+        (folder / "part").write_bytes(b"x")
+        Path(root, filename or "archive").write_bytes(b"partial")
+        raise urllib.error.URLError("connection reset")
+
+    monkeypatch.setattr(module, "download_and_extract_archive" if module is tvd.cifar else "download_url", dies_halfway)
+    fresh = tmp_path / "fresh" / "data"  # neither it nor its parent exists yet
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        load_splits(_cfg(fresh, dataset=dataset, download=True))
+    assert not (tmp_path / "fresh").exists()
+    kept = tmp_path / "kept"
+    (kept / "notes").mkdir(parents=True)
+    (kept / "mine.txt").write_text("mine")
+    with pytest.raises(DatasetNotFoundError, match="download failed"):
+        load_splits(_cfg(kept, dataset=dataset, download=True))
+    assert sorted(p.name for p in kept.iterdir()) == ["mine.txt", "notes"] and not any((kept / "notes").iterdir())
+
+
+def test_missing_dataset_error_names_no_repository_path(tmp_path):
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_splits(_cfg(tmp_path, dataset="cifar10"))
+    assert "shared" not in str(err.value) and "subsets/cifar10.npz" in str(err.value)
+
+
 def test_transforms_keep_shape_and_dtype_and_vary_only_by_seed():
     x = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
     aug = BatchAugment(DATASETS["cifar10"])

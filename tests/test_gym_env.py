@@ -77,3 +77,27 @@ def test_readme_sb3_example_runs(data_env):
     namespace: dict = {}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
     assert namespace["agent"].num_timesteps >= 200
+    assert namespace["env"].unwrapped.sandbox.entropy_term == "policy"  # an attached policy: the paper's reward
+
+
+def test_a_random_agent_steps_the_env_for_several_training_points(data_env):
+    """No policy attached (any agent that is not an SB3 policy): every training point still has a
+    finite reward, whose entropy term is that of the labels the agent chose (documented route)."""
+    env = gym.make(ENV_ID, train_size=300, test_size=100, width=0.0625, seed=0)  # 270 images: 100 + 100 + 70
+    env.action_space.seed(0)
+    obs, _ = env.reset(seed=0)
+    rewards, ends = [], 0
+    for _ in range(2 * 270):  # two episodes (epochs) of three training points each
+        mask = env.unwrapped.action_masks()
+        action = env.action_space.sample(mask=mask.astype(np.int8))
+        assert mask[action]  # a label inside the image's primary block
+        obs, reward, terminated, truncated, _ = env.step(action)
+        assert obs.shape == (3, 32, 32) and not truncated
+        if reward != 0.0:
+            rewards.append(reward)
+            assert env.unwrapped.sandbox.entropy_term == "chosen-labels"
+        if terminated:
+            ends += 1
+            obs, _ = env.reset()
+    assert ends == 2 and len(rewards) == 6 and all(np.isfinite(rewards)), rewards
+    assert len(set(rewards)) == 6  # each point trains the copy on other labels and scores another reward batch

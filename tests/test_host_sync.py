@@ -1,64 +1,41 @@
-"""Host synchronisation points per epoch: a constant, not one per batch (issue 12).
+"""Host synchronisation points per epoch: a constant, not one per batch (issues 12 and 19).
 
-On a GPU every `.item()`, `.cpu()`, `.numpy()`, `.tolist()`, Python truth value or number of a
-tensor, and every tensor built from host arrays or lists, makes the CPU wait for the GPU (or
-copies data across). On the CPU nothing waits, so the calls themselves are counted: a torch
-function mode sees each one, with the first caller outside torch. An epoch on twice the data
-(twice the batches, rollouts and PPO minibatches) must make exactly as many calls, except SB3's
-own per-minibatch logging inside `PPO.train`, which is reported apart and allowed to grow.
+`rlaux.syncs.SyncCounter` sees, on a CPU, what would make a GPU run wait: values read on the host
+(`.item()`, `bool()`, `.cpu()`, `.numpy()`, `.tolist()`, printing), value-dependent shapes (`nonzero`,
+boolean-mask indexing), and blocking copies from the host (`torch.tensor(0.0, device=d)`), each at its
+calling line, library code (SB3, sb3-contrib, torch.optim) included. An epoch on twice the data (twice the
+batches, rollouts and PPO minibatches) must synchronise exactly as often, at exactly the same lines.
 """
 
 from __future__ import annotations
 
-import numbers
-import sys
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
-from torch.overrides import TorchFunctionMode
 
 from rlaux.config import build_config
 from rlaux.evaluation import evaluate_epoch
+from rlaux.syncs import CudaSyncWarnings, SyncCounter
 from rlaux.training import build_run, train_epoch
 
-SYNCING = {"item", "cpu", "numpy", "tolist", "__bool__", "__int__", "__float__", "__index__", "__format__", "__array__"}
-FROM_HOST = {"tensor", "as_tensor"}
-SB3_LOGGING = {
-    ("ppo_mask.py", "train"),  # MaskablePPO.train's per-minibatch `.item()` logging
-    ("buffer.py", "values"),  # the explained variance it logs per update, from the rollout's values
-    ("buffer.py", "returns"),  # and returns, which it reads with numpy
-}
 METHODS = ("single", "human", "random", "maxl", "wa-maxl", "rl", "wa-rl")
-TORCH_DIR = str(Path(torch.__file__).parent)
 
 
-class HostSyncCounter(TorchFunctionMode):
-    """Counts calls that would synchronise with (or copy from) the host, by first caller outside torch."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: Counter[tuple[str, str, str]] = Counter()
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        host_data = name in FROM_HOST and not isinstance(args[0], torch.Tensor | numbers.Number)
-        if name in SYNCING or host_data:
-            frame = sys._getframe(1)
-            while frame.f_code.co_filename.startswith(TORCH_DIR):
-                frame = frame.f_back
-            self.calls[(name, Path(frame.f_code.co_filename).name, frame.f_code.co_name)] += 1
-        return func(*args, **(kwargs or {}))
-
-    def split(self) -> tuple[int, int]:
-        """(syncs that count, SB3's own per-minibatch logging)."""
-        logging = sum(n for (_, file, fn), n in self.calls.items() if (file, fn) in SB3_LOGGING)
-        return sum(self.calls.values()) - logging, logging
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny ops: on a shared 2-core CPU, a second thread only spin-waits (and another test may have set 2)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-def epoch_syncs(method: str, train_size: int, data_root: Path, device: str = "cpu") -> HostSyncCounter:
-    """Count one whole epoch (agent epoch, main pass, meta pass, evaluation) after a warm-up epoch."""
+def epoch_syncs(method: str, train_size: int, data_root: Path, device: str = "cpu") -> Counter[tuple[str, str]]:
+    """(kind, line) -> count over one whole epoch (agent epoch, main pass, meta pass, evaluation) after a warm-up
+    epoch; on CUDA, torch's own warnings by line."""
     dataset = "cifar100-20" if method == "human" else "cifar10"
     cfg = build_config(
         {
@@ -75,33 +52,81 @@ def epoch_syncs(method: str, train_size: int, data_root: Path, device: str = "cp
     )
     trainer, aux = build_run(cfg)
     train_epoch(trainer, aux, 0)
-    with HostSyncCounter() as counter:
+    counter = CudaSyncWarnings() if device == "cuda" else SyncCounter()
+    with counter:
         train_epoch(trainer, aux, 1)
         evaluate_epoch(trainer.model, trainer.data, trainer.augment.normalize, cfg.eval_batch_size)
-    return counter
+    return counter.counts  # type: ignore[return-value]
+
+
+def growth(small: Counter, large: Counter) -> str:
+    grown = {k: (small[k], n) for k, n in large.items() if n > small[k]}
+    return "\n".join(f"  {a} -> {b}  {k}" for k, (a, b) in sorted(grown.items(), key=lambda kv: -kv[1][1]))
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_host_syncs_per_epoch_do_not_grow_with_the_batches(method, data_root):
     small, large = (epoch_syncs(method, n, data_root) for n in (300, 600))  # 3 and 6 batches of 100
-    (n_small, log_small), (n_large, log_large) = small.split(), large.split()
-    grown = {k: (small.calls[k], v) for k, v in large.calls.items() if v != small.calls[k]}
-    assert n_large == n_small, f"{method}: {n_small} -> {n_large} syncs per epoch; grew: {grown}"
-    if method in ("rl", "wa-rl"):
-        assert log_large > log_small > 0  # SB3's logging is still there, and it is all that grows
+    assert large == small, (
+        f"{method}: {small.total()} -> {large.total()} host syncs per epoch from 3 to 6 batches; grew:\n"
+        + growth(small, large)
+    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-@pytest.mark.parametrize("method", ("single", "maxl", "rl"))
-def test_cuda_sync_debug_mode_finds_no_sync_that_grows(method, data_root, recwarn):
-    """On a GPU: torch's own sync detector, warning per synchronising call, outside SB3's logging."""
-    torch.cuda.set_sync_debug_mode("warn")
-    try:
-        counts = []
-        for n in (300, 600):
-            recwarn.clear()
-            epoch_syncs(method, n, data_root, "cuda")
-            counts.append(sum(Path(w.filename).name not in {f for f, _ in SB3_LOGGING} for w in recwarn))
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-    assert counts[0] == counts[1], counts
+@pytest.mark.parametrize("method", METHODS)
+def test_cuda_sync_debug_mode_finds_no_sync_that_grows(method, data_root):
+    """On a GPU: torch's own sync detector (a warning per synchronising call), library code included."""
+    small, large = (epoch_syncs(method, n, data_root, "cuda") for n in (300, 600))
+    assert sum(large.values()) == sum(small.values()), growth(small, large)
+
+
+# ---------------------------------------------------------------- the counter itself
+def syncs_of(fn) -> Counter[str]:
+    with SyncCounter() as counter:
+        fn()
+    return Counter(kind for kind, _ in counter.counts.elements())
+
+
+def test_counter_sees_each_kind_of_sync_at_its_line():
+    x = torch.randn(6)
+    mask = x > 0
+    assert syncs_of(lambda: x.sum().item()) == {"item": 1}
+    assert syncs_of(lambda: bool(x.sum() > 0)) == {"item": 1}
+    assert syncs_of(lambda: f"{x.mean():.3f}") == {"item": 1}
+    assert syncs_of(lambda: x[mask]) == {"bool-index": 1}
+    assert syncs_of(lambda: mask.nonzero()) == {"nonzero": 1}
+    assert syncs_of(lambda: torch.tensor(0.0, device=x.device)) == {"from-host": 1}
+    assert syncs_of(lambda: torch.as_tensor(np.ones(3), device=x.device)) == {"from-host": 1}
+    assert syncs_of(lambda: x.to("cpu")) == {"to-host": 1}
+    assert syncs_of(lambda: x.cpu().numpy()) == {"to-host": 1}  # one copy; reading the host copy is free
+    assert syncs_of(lambda: x.tolist()) == {"to-host": 1}
+    assert syncs_of(lambda: str(x)) == {"print": 1}
+    assert syncs_of(lambda: torch.zeros(6).copy_(x)) == {"to-host": 1}  # device values into a host tensor
+    assert syncs_of(lambda: x[torch.from_numpy(np.arange(3))]) == {"from-host": 1}  # host indices, copied over
+    with SyncCounter() as counter:
+        x.sum().item()
+    ((_, site),) = counter.counts
+    assert site.startswith("tests/test_host_sync.py:") and site.endswith(
+        "(test_counter_sees_each_kind_of_sync_at_its_line)"
+    )
+
+
+def test_counter_lets_pass_what_stays_on_the_device_or_on_the_host():
+    x = torch.randn(6)
+    mask = x > 0
+    param = torch.nn.Parameter(torch.randn(3))
+    adam = torch.optim.Adam([param])
+    param.grad = torch.ones(3)
+    adam.step()  # its step count is created on the host, as torch keeps it on a GPU too
+
+    def quiet() -> None:
+        torch.where(mask, x, -1e8)  # Python scalars travel as kernel arguments
+        x.masked_fill(~mask, 0.0)
+        x.to(x.device)  # a torch.device names the run's device: already there
+        torch.zeros(3, device=x.device)
+        torch.tensor(2.0).item()  # host data read on the host
+        x[torch.from_numpy(np.arange(3)).to(x.device, non_blocking=True)]
+        adam.step()  # `step.item()` inside Adam reads a host tensor
+
+    assert syncs_of(quiet) == {}

@@ -3,6 +3,7 @@ the weight-aware factors, and real runs (CLI, history columns, resume)."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 
@@ -16,7 +17,7 @@ from rlaux.cli import main
 from rlaux.config import build_config
 from rlaux.losses import batch_entropy, block_mask, focal_loss, weight_factor
 from rlaux.methods import maxl as maxl_module
-from rlaux.methods.base import AuxTargets
+from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.maxl import LabelNet, meta_objective
 from rlaux.models import mlp_head
 from rlaux.training import STREAM_META, build_run, total_loss, train
@@ -152,6 +153,60 @@ def test_meta_step_moves_only_the_label_network(small_config, method, order):
         assert torch.equal(t, main_before[k]), k
     assert all(torch.equal(p.grad, g) for p, g in zip(trainer.model.parameters(), grads_before, strict=False))
     assert all(not torch.equal(p, q) for p, q in zip(maxl.label_net.parameters(), label_before, strict=False))
+
+
+@pytest.mark.parametrize("order", [2, 1])
+def test_meta_step_descends_the_lookahead_loss_and_ascends_the_label_entropy(small_config, order):
+    """`meta_step` itself, not only `meta_objective`: its label-network update is one SGD step
+    φ ← φ − lr (∇φ J + wd φ) on J = L_pri(θ⁺) − w H(p̄_φ) (SPEC §4: + w·(−H)), each term's gradient
+    taken here by autograd. Between entropy weights 0 and w the update differs by exactly
+    +lr w ∇φ H, an ascent on the batch entropy, which a step at w leaves higher than a step at 0.
+    order 1: MAXL's first-order update, whose entropy term has no gradient, ignores w."""
+    trainer, maxl = build_run(small_config(method="maxl", maxl={"order": order}, train_size=200, width=0.0625))
+    model = trainer.model.double().train()  # float64: a step of lr 1e-3 is read to ~1e-12 relative
+    net = maxl.label_net.double()
+    full = next(trainer.batches(0, STREAM_META))
+    batch = Batch(full.x[:24].double(), full.y[:24], full.index[:24])
+    alpha, weight = 0.01, 0.2
+    lr, wd = maxl.optimizer.param_groups[0]["lr"], maxl.optimizer.param_groups[0]["weight_decay"]
+    assert (lr, wd) == (1e-3, 5e-4)
+    start = copy.deepcopy(maxl.state_dict())
+    phi = [p.detach().clone() for p in net.parameters()]
+
+    def update(entropy_weight: float) -> tuple[list[torch.Tensor], float]:
+        """(φ_after − φ, H(p̄) after the step) of one meta_step from the same start."""
+        maxl.load_state_dict(copy.deepcopy(start))
+        maxl.cfg.maxl.entropy_weight = entropy_weight
+        maxl.meta_step(model, batch, alpha)
+        with torch.no_grad():
+            entropy = batch_entropy(net(batch.x, batch.y)[0]).item()
+        return [p.detach() - q for p, q in zip(net.parameters(), phi, strict=True)], entropy
+
+    plain, entropy_plain = update(0.0)
+    regularised, entropy_regularised = update(weight)
+
+    maxl.load_state_dict(copy.deepcopy(start))
+    params = list(net.parameters())
+    target, _ = net(batch.x, batch.y)
+    weights = torch.full_like(batch.y, maxl.cfg.lam, dtype=torch.float64)
+    surrogate, _ = meta_objective(model, batch.x, batch.y, AuxTargets(target, weights), alpha, maxl.cfg)
+    grad_lookahead = torch.autograd.grad(surrogate, params, retain_graph=True)
+    grad_entropy = torch.autograd.grad(batch_entropy(target), params)
+
+    def close(actual, expected, what: str) -> None:
+        for a, e in zip(actual, expected, strict=True):
+            torch.testing.assert_close(a, e, rtol=1e-6, atol=1e-12, msg=lambda m: f"{what}: {m}")
+
+    entropy_part = [lr * weight * h for h in grad_entropy]  # + lr w ∇H: the step ascends the entropy
+    assert sum(d.norm() ** 2 for d in entropy_part).sqrt() > 0.01 * sum(d.norm() ** 2 for d in plain).sqrt()
+    close(plain, [-lr * (g + wd * p) for g, p in zip(grad_lookahead, phi, strict=True)], "update at weight 0")
+    if order == 2:
+        close([r - p for r, p in zip(regularised, plain, strict=True)], entropy_part, "entropy part of the update")
+        expected = [-lr * (g - weight * h + wd * p) for g, h, p in zip(grad_lookahead, grad_entropy, phi, strict=True)]
+        close(regularised, expected, f"update at weight {weight}")
+        assert entropy_regularised > entropy_plain, (entropy_regularised, entropy_plain)
+    else:
+        close(regularised, plain, "first-order update: the entropy weight must not matter")
 
 
 def test_wa_factors_are_per_sample_and_batch_mean_erratum_is_exact(small_config):

@@ -27,6 +27,7 @@ from rlaux.methods import make_method
 from rlaux.methods.base import MethodContext
 from rlaux.methods.rl import ENV_ID
 from rlaux.methods.rl.actions import ActionCodec
+from rlaux.methods.rl.agent import label_probs
 from rlaux.methods.rl.env import STREAM_REWARD, AuxTaskEnv
 from rlaux.methods.rl.method import RLAux
 from rlaux.training import Trainer, train
@@ -155,6 +156,52 @@ def test_broadcast_erratum_builds_targets_from_batch_positions():
         c.targets(actions[:40], y[:40])
 
 
+def authors_mask_softmax_reference(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The authors' utils/masked_softmax.py, row by row in float64 (SPEC §6 note on erratum 4):
+    exp(x - max over the WHOLE row) * mask / (sum of that * mask + 1e-8)."""
+    e = np.exp(x - x.max(axis=1, keepdims=True)) * mask
+    return e / (e.sum(axis=1, keepdims=True) + 1e-8)
+
+
+def test_broadcast_erratum_at_k_equals_b_100_has_the_authors_row_max_numerics():
+    """SPEC §6.4 as it ran: cifar100-20, K = B = 100, integer actions 0..99 as one row of logits.
+    A block whose actions sit far below the row's maximum keeps almost no target mass (a per-block
+    max would give it mass 1), and the +1e-8 makes a block 18 below the maximum lose a quarter of
+    its mass (without it: 1). Under a uniform policy: mean mass ~0.65, a quarter of samples < 0.01."""
+    c = ActionCodec(
+        build_config(
+            dict(dataset="cifar100-20", method="rl", errata={"broadcast_targets": True, "unmasked_soft_targets": True})
+        ),
+        num_classes=20,
+    )
+    assert c.num_aux == 100 and c.psi == 5
+    g = torch.Generator().manual_seed(0)
+    y = torch.arange(100) % 20  # every class 5 times; class c's target reads batch positions 5c..5c+4
+    actions = torch.randint(85, 99, (100,), generator=g)
+    actions[0:5] = torch.tensor([0, 1, 2, 3, 4])  # class 0: 95 below the row maximum
+    actions[5:10] = torch.tensor([80, 81, 80, 79, 78])  # class 1: 18 below: e^-18 ~ 1.5e-8, beside the +1e-8
+    actions[95] = 99  # the row maximum, in class 19's block
+    target = c.targets(actions, y).target.double()
+    mask = block_mask(y, 100, 5).numpy()
+    reference = authors_mask_softmax_reference(actions.double().expand(100, -1).numpy(), mask)
+    mass, expected_mass = target.sum(1).numpy(), reference.sum(1)
+    assert mass[y == 0].max() < 1e-3, f"class 0's block, 95 below the row max, kept mass {mass[y == 0]}"
+    assert expected_mass[1] == pytest.approx(0.745, abs=0.001)  # the +1e-8 costs this block a quarter
+    np.testing.assert_allclose(mass[y == 1], expected_mass[1], rtol=1e-4, err_msg="class 1: mass with the +1e-8")
+    assert mass[y == 19] == pytest.approx(1.0, abs=1e-6)  # the block holding the row maximum
+    np.testing.assert_allclose(target.numpy(), reference, rtol=1e-4, atol=1e-12)
+    assert (target.numpy()[~mask] == 0).all()
+
+    uniform = []  # the actions of a near-uniform unmasked policy, random labels
+    for _ in range(100):
+        a, labels = torch.randint(0, 100, (100,), generator=g), torch.randint(0, 20, (100,), generator=g)
+        uniform.append(c.targets(a, labels).target.sum(1))
+    masses = torch.cat(uniform)
+    assert masses.mean().item() == pytest.approx(0.65, abs=0.05), masses.mean()
+    below = (masses < 0.01).float().mean().item()  # mass < 0.01 when all 5 actions sit >= 23 below: (76/100)^5
+    assert below == pytest.approx(0.25, abs=0.05), below
+
+
 # ---------------------------------------------------------------- reward
 def reward_batch(trainer, epoch):
     """The reward batch of `epoch`, drawn independently of the env: 256 training images with replacement."""
@@ -230,10 +277,16 @@ def test_reward_errata_use_the_batch_targets_entropy_and_the_double_softmax(make
         assert math.log(math.e + 9) - 1 <= loss <= math.log(math.e + 8)
 
 
-def test_paper_reward_without_an_attached_policy_says_how_to_attach_one(make_trainer):
-    sandbox = AuxTaskEnv(make_trainer(method="rl")).sandbox
-    with pytest.raises(RuntimeError, match="attach_policy"):
-        sandbox.reward(sandbox.codec.targets(torch.tensor([0]), torch.tensor([0])))
+def test_reward_without_an_attached_policy_takes_the_chosen_labels_entropy(make_trainer):
+    """Any agent can step the env: with no policy to measure, the entropy term is that of the labels
+    chosen in the batch (the authors' route, errata.target_entropy_reward), and the env says so."""
+    rewards = {}
+    for erratum in (False, True):
+        sandbox = AuxTaskEnv(make_trainer(method="rl", errata={"target_entropy_reward": erratum})).sandbox
+        sandbox.begin_epoch(3)
+        rewards[erratum] = sandbox.reward(sandbox.codec.targets(torch.tensor([0, 7]), torch.tensor([0, 1]))).item()
+        assert sandbox.entropy_term == "chosen-labels"
+    assert math.isfinite(rewards[False]) and rewards[False] == rewards[True]
 
 
 # ---------------------------------------------------------------- agent
@@ -295,6 +348,7 @@ def record_rollouts(method: RLAux) -> list[dict[str, np.ndarray]]:
     return rollouts
 
 
+@pytest.mark.slow  # a minute each on 2 cores: the full suite runs it, the fast subset (CI on 3.13) does not
 @pytest.mark.parametrize("reset", ["epoch", "batch"])
 def test_batched_and_env_collectors_write_the_same_buffers_and_learn_the_same_policy(make_trainer, reset):
     """The literal MaskablePPO.learn loop on the env against the batched collector, with real PPO
@@ -333,6 +387,7 @@ def test_batched_and_env_collectors_write_the_same_buffers_and_learn_the_same_po
     assert (masks[:, :50].sum(1) == 5).all() and masks[:, 50:].all()  # each step's block, and every weight bin
 
 
+@pytest.mark.slow  # a minute each on 2 cores: the full suite runs it, the fast subset (CI on 3.13) does not
 @pytest.mark.parametrize("collector", ["batched", "env"])
 def test_masked_policy_never_labels_outside_the_block(make_trainer, collector):
     """A peaked random policy would mostly pick outside the block; with the mask it never does:
@@ -371,8 +426,8 @@ def test_batched_and_single_image_sampling_agree(make_trainer):
             dist = policy.get_distribution(x)  # SB3 reuses one distribution object: sample before the next call
             return np.stack([dist.get_actions().numpy() for _ in range(draws)])
 
-    def batched(training_mode: bool) -> np.ndarray:
-        policy.set_training_mode(training_mode)
+    def batched(batch_statistics: bool) -> np.ndarray:  # plain train mode: BatchNorm on the batch's statistics
+        torch.nn.Module.train(policy, batch_statistics)
         return sample(images)
 
     policy.set_training_mode(False)
@@ -391,6 +446,53 @@ def test_batched_and_single_image_sampling_agree(make_trainer):
     assert single.var(0).mean() > 0  # stochastic, not a point mass
     assert chi_square_p(batched(False), single) > 0.01
     assert chi_square_p(batched(True), single) < 1e-3  # BatchNorm on batch statistics: a different policy
+
+
+@pytest.mark.parametrize("collector", ["batched", "env"])
+def test_rollout_actions_are_draws_of_the_masked_policy_not_its_argmax(make_trainer, collector):
+    """The train-agent epoch samples (the main epoch takes the argmax): every stored rollout action
+    lies in its sample's block and is a draw of the masked policy that collected it. The initial
+    policy is near uniform over the block (SB3's 0.01-gain action head), so a draw is its argmax
+    about one time in five, and the within-block counts follow the policy's probabilities."""
+    trainer = make_trainer(**SHORT, method="rl", rl=FAST_PPO | {"collector": collector})  # 3 rollouts of 30
+    method = rl_method(trainer)
+    agent, buf = method.agent, method.agent.rollout_buffer
+    rollouts, probs = record_rollouts(method), []
+    record_then_update = agent.train
+
+    def probs_then_update() -> None:  # the policy that collected the rollout: PPO has not updated it yet
+        agent.policy.set_training_mode(False)
+        with torch.no_grad():
+            probs.append(label_probs(agent.policy, buf.observations, buf.action_masks).double().numpy())
+        record_then_update()
+
+    agent.train = probs_then_update  # type: ignore[method-assign]
+    method.before_epoch(1)
+
+    y = torch.cat([b.y for b in trainer.batches(1)]).numpy()
+    actions = np.concatenate([r["actions"].reshape(-1) for r in rollouts])
+    log_probs = np.concatenate([r["log_probs"].reshape(-1) for r in rollouts])
+    p = np.concatenate(probs)
+    n = len(actions)
+    assert n == len(y) == len(p) == 90
+    np.testing.assert_array_equal(
+        np.concatenate([r["action_masks"] for r in rollouts]), block_mask(torch.as_tensor(y), 50, 5)
+    )
+    assert (actions // 5 == y).all()  # inside the block
+    np.testing.assert_allclose(log_probs, np.log(p[np.arange(n), actions]), rtol=1e-4)  # stored log pi(a|s)
+    assert p.max(1).max() < 0.25  # near uniform over 5: the argmax is no likelier than 1/4
+
+    # argmax picks: a sum of Bernoulli(p_top) under sampling; n of n if the rollout took the argmax
+    p_top = p.max(1)
+    hits, expected, sd = (actions == p.argmax(1)).sum(), p_top.sum(), np.sqrt((p_top * (1 - p_top)).sum())
+    assert abs(hits - expected) < 4 * sd, (
+        f"{hits} of {n} rollout actions are the policy's argmax, expected {expected:.0f} +- {sd:.0f}"
+    )
+    # within-block counts against the policy's probabilities (Pearson, conservative for unequal p)
+    rank, in_block = actions - 5 * y, p.reshape(n, 10, 5)[np.arange(n), y]
+    observed, expected_counts = np.bincount(rank, minlength=5), in_block.sum(0)
+    stat = ((observed - expected_counts) ** 2 / expected_counts).sum()
+    assert chi2.sf(stat, 4) > 1e-3, (observed, expected_counts.round(1))
 
 
 # ---------------------------------------------------------------- schedule

@@ -61,9 +61,12 @@ def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_
         "best.pt",
         "config.json",
         "history.csv",
+        "machine.json",
         "metrics.json",
         "timing.json",
     ]
+    machine = json.loads((cfg.out / "machine.json").read_text())  # where it trained, as `rlaux experiment` records it
+    assert machine["python"].count(".") == 2 and machine["torch"] == torch.__version__ and machine["gpu_slot"] is None
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must not train again")
@@ -165,3 +168,35 @@ def test_random_labels_are_fixed_and_inside_the_block(small_config):
     assert torch.equal(labels, again.targets(batch).target)  # a function of the index and seed
     assert len(labels.unique()) > 10
     assert torch.all(method.targets(batch).weight == cfg.lam)
+
+
+def test_experiment_keeps_its_finished_run_and_replaces_a_stale_one(data_root, tmp_path, monkeypatch):
+    """`rlaux experiment` (the DVC stage, and its resume) still trains, keeps and replaces runs under the
+    protection of run directories: a finished run is kept byte for byte, one of an older config retrained."""
+    import yaml
+
+    params = {
+        "profile": "tiny",
+        "seed_pool": [0],
+        "profiles": {
+            "tiny": {
+                "seeds": 1,
+                "settings": {"width": 0.0625, "device": "cpu", "progress": False, "data_root": str(data_root)},
+                "datasets": {"cifar10": {"epochs": 1, "train_size": 300, "test_size": 100}},
+            }
+        },
+        "experiments": {"c10-single": {"dataset": "cifar10", "method": "single"}},
+    }
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run = tmp_path / "runs" / "tiny" / "c10-single" / "s0"
+    main(["experiment", "c10-single"])
+    first = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert set(first) == {"best.pt", "config.json", "history.csv", "machine.json", "metrics.json", "timing.json"}
+    main(["experiment", "c10-single"])
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == first
+    params["experiments"]["c10-single"]["lr"] = 0.05
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    main(["experiment", "c10-single"])
+    assert json.loads((run / "metrics.json").read_text())["config"]["lr"] == 0.05
+    assert json.loads((run / "machine.json").read_text())["gpu_slot"] is None

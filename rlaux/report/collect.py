@@ -27,6 +27,20 @@ LABEL_DIAGNOSTICS = {
     "labels/nmi": "nmi",
 }
 """history.csv column (label-generating methods) -> runs.csv column: the last epoch's value, NaN if absent."""
+AGENT_LAST = {
+    "agent/policy_entropy": "policy_entropy",
+    "agent/max_prob": "policy_max_prob",
+    "agent/kl_from_init": "kl_from_init",
+    "agent/sampled_label_entropy": "sampled_label_entropy",
+}
+"""history.csv column (rl, wa-rl) -> runs.csv column: the last logged value, where the policy ended up."""
+AGENT_MEAN = {
+    "agent/reward_label_share": "reward_label_share",
+    "agent/reward_batch_share": "reward_batch_share",
+    "rl/ppo_approx_kl": "ppo_approx_kl",
+    "rl/ppo_clip_fraction": "ppo_clip_fraction",
+}
+"""history.csv column (rl, wa-rl) -> runs.csv column: the mean over epochs (each epoch's value is a small, noisy probe)."""
 
 
 def data_manifest(params: Params, out: Path) -> dict:
@@ -68,8 +82,10 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "lam": cfg.lam,
             }
             | {k: metrics[k] for k in METRICS}
-            | {"seconds_per_epoch": _seconds_per_epoch(run, history)}
+            | {"seconds_per_epoch": _seconds_per_epoch(run, history), "syncs_per_epoch": _syncs_per_epoch(run)}
+            | {"epochs": int(metrics.get("epochs", len(history)))}
             | {col: float(last.get(src, math.nan)) for src, col in LABEL_DIAGNOSTICS.items()}
+            | _agent(history)
             | _machine(run)
         )
         curves.append(history[["epoch", "val_acc", "test_acc"]].assign(experiment=exp_id, seed=seed))
@@ -86,12 +102,25 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return runs, curve
 
 
+def _agent(history: pd.DataFrame) -> dict[str, float]:
+    """AGENT_LAST and AGENT_MEAN over the epochs that logged them; NaN where none did (every non-RL method)."""
+    logged = {src: history.get(src, pd.Series(dtype=float)).dropna() for src in AGENT_LAST | AGENT_MEAN}
+    last = {dst: float(logged[src].iloc[-1]) if len(logged[src]) else math.nan for src, dst in AGENT_LAST.items()}
+    return last | {dst: float(logged[src].mean()) for src, dst in AGENT_MEAN.items()}  # mean of nothing: NaN
+
+
 def _seconds_per_epoch(run: Path, history: pd.DataFrame) -> float:
     """timing.json's steady-state seconds per epoch, else the mean of history.csv's `seconds` column."""
     timing = run / "timing.json"
     if timing.is_file():
         return float(json.loads(timing.read_text())["seconds_per_epoch"])
     return float(history["seconds"].mean()) if "seconds" in history else math.nan
+
+
+def _syncs_per_epoch(run: Path) -> float:
+    """timing.json's host syncs per steady epoch (counted on CUDA, `rlaux.syncs.EpochSyncs`), else NaN."""
+    timing = run / "timing.json"
+    return float(json.loads(timing.read_text()).get("syncs_per_epoch", math.nan)) if timing.is_file() else math.nan
 
 
 def _machine(run: Path) -> dict[str, str]:

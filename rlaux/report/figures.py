@@ -1,8 +1,9 @@
-"""Figures 4-12 of the paper, redrawn from our runs with the paper's values marked."""
+"""Figures 4-12 of the paper, redrawn from our runs with the paper's values marked, and the claims' forest plot."""
 
 from __future__ import annotations
 
 import io
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,14 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from rlaux.io import atomic_write
-from rlaux.report.tables import t_interval
+from rlaux.report.tables import (
+    CLAIMS,
+    HEADLINE_METRIC,
+    all_claims,
+    last15_name,
+    run_epochs,
+    t_interval,
+)
 
 
 @dataclass(frozen=True)
@@ -129,29 +137,32 @@ def _paper_marks(ax, paper: pd.DataFrame, fig: Figure, offsets: dict[str, float]
         ax.plot(x, p.value, "D", color="black", markersize=7, zorder=5, label="paper" if i == 0 else None)
 
 
-def _bars(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
+def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str) -> None:
+    """Mean and 95% t-interval per experiment, seeds beside it: no bar whose height from zero hides a 1 pp gap."""
     df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
     order = _axis(ax, fig, set(df.experiment))
     if len(df):
-        sns.barplot(
+        sns.pointplot(
             data=df,
             x="label",
             y="test_acc_last15",
             order=order,
             errorbar=t_interval,
             capsize=0.15,
+            linestyle="none",
             color=sns.color_palette("muted")[0],
             ax=ax,
-            label="ours",
+            label="ours: mean, 95% t-interval",
         )
-        # no jitter: seaborn draws it from numpy's global RNG, so the same runs would give another PNG
-        sns.stripplot(data=df, x="label", y="test_acc_last15", order=order, color="0.25", size=4, jitter=False, ax=ax)
+        x = df.label.map({label: i for i, label in enumerate(order)}) + 0.2  # fixed offset: same runs, same PNG
+        ax.scatter(x, df.test_acc_last15, s=12, color="0.35", zorder=4, label="ours: seeds")
     _paper_marks(ax, paper, fig)
     values = list(df.test_acc_last15) + list(paper.loc[paper.figure == fig.number, "value"])
     ax.set_ylim(max(0, min(values, default=0) - 5), min(100, max(values, default=100) + 3))
     ax.set_xlabel("")
-    ax.set_ylabel("test accuracy, mean of last 15 epochs (%)")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.set_ylabel(f"test accuracy, {metric_name} (%)")
+    if ax.get_legend_handles_labels()[0]:  # Fig. 10 without runs has neither ours nor the paper's
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
 
 
 def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
@@ -190,12 +201,17 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
     wide = fig.kind == "curves"
     f, axes = plt.subplots(1, 2 if wide else 1, figsize=(12 if wide else 7.5, 4.4), squeeze=False)
     f.suptitle(f"Fig. {fig.number}: {fig.title}  [{profile} profile]", fontsize=11)
-    (_prf if fig.kind == "prf" else _bars)(axes[0][-1], present, paper, fig)
+    if fig.kind == "prf":
+        _prf(axes[0][-1], present, paper, fig)
+    else:
+        own = curves[curves.experiment.isin(fig.bars)] if len(curves) else curves
+        _dots(axes[0][-1], present, paper, fig, last15_name(run_epochs(present, own)))
     if wide:
         _curves(axes[0][0], curves, fig)
     n = int(present.groupby("experiment").size().max()) if len(present) else 0
+    shown = "bars" if fig.kind == "prf" else "dots"
     caption = (
-        f"bars: mean over {n} seeds, whiskers: 95% t-interval, dots: seeds, ◆: paper"
+        f"{shown}: mean over {n} seeds, whiskers: 95% t-interval, grey dots: seeds, ◆: paper"
         if n
         else "◆: paper; no runs of these experiments in this profile (SVHN and the λ sweeps are paper-only)"
     )
@@ -204,18 +220,74 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
     return f
 
 
+CLAIMS_FIGURE = "claims.png"
+
+
+def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str) -> plt.Figure:
+    """Forest plot: per tested claim, better - worse with its 95% t-interval on both metrics, and the paper's."""
+    cl = all_claims(runs, profile, paper)
+    cl = cl[cl.n > 0]
+    keys = list(dict.fromkeys(zip(cl.claim, cl.dataset, strict=True)))
+    margins = {(c.text, c.dataset): c.margin for c in CLAIMS}
+    colours = sns.color_palette("muted")
+    styles = (  # metric, row offset, marker, colour, legend
+        (HEADLINE_METRIC, -0.15, "o", colours[0], "validation-selected (test_acc_best_val)"),
+        ("test_acc_last15", 0.15, "s", colours[1], f"test_acc_last15: {last15_name(run_epochs(runs, curves))}"),
+    )
+    height = 1.6 + 0.62 * max(len(keys), 1)
+    f, ax = plt.subplots(figsize=(10, height))
+    f.suptitle(f"The paper's claims: better − worse, paired over seeds  [{profile} profile]", fontsize=11)
+    seen: set[str] = set()
+
+    def once(label: str) -> str | None:  # each legend entry once
+        new = label not in seen
+        seen.add(label)
+        return label if new else None
+
+    for i, key in enumerate(keys):
+        rows = cl[(cl.claim == key[0]) & (cl.dataset == key[1])].set_index("metric")
+        for metric, dy, marker, colour, label in styles:
+            r = rows.loc[metric]
+            err = None if pd.isna(r.ci95_low) else [[r.mean_difference - r.ci95_low], [r.ci95_high - r.mean_difference]]
+            ax.errorbar(r.mean_difference, i + dy, xerr=err, fmt=marker, color=colour, capsize=3, label=once(label))
+        theirs = rows.loc["test_acc_last15", "paper_difference"]
+        if not pd.isna(theirs):
+            ax.plot(theirs, i + 0.15, "D", color="black", markersize=7, zorder=5, label=once("paper's own difference"))
+        if margins.get(key):
+            ax.plot([-margins[key]] * 2, [i - 0.4, i + 0.4], ":", color="0.4", label=once("− margin"))
+        verdict = rows.loc[HEADLINE_METRIC, "verdict"].split()[0]  # holds / reversed / inconclusive
+        ax.text(1.01, i, verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+    if keys:
+        ax.set_yticks(range(len(keys)), [textwrap.fill(f"{c} [{d}]", 42) for c, d in keys], fontsize=8)
+        ax.set_ylim(len(keys) - 0.5, -0.5)  # first claim on top
+        f.legend(loc="lower center", ncol=2, fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no claim has runs in this profile", ha="center", va="center", transform=ax.transAxes)
+        ax.set_yticks([])
+    ax.axvline(0, color="black", linewidth=1)
+    ax.grid(axis="y", visible=False)
+    n = int(cl.n.max()) if len(cl) else 0
+    ax.set_xlabel(
+        f"percentage points: mean over {n} paired seeds, 95% t-interval (right: verdict, validation-selected)",
+        fontsize=9,
+    )
+    f.tight_layout(rect=(0, 0.55 / height, 0.93, 0.97))
+    return f
+
+
+def _save(f: plt.Figure, path: Path) -> Path:
+    buf = io.BytesIO()
+    f.savefig(buf, format="png", dpi=120)
+    plt.close(f)
+    png = buf.getvalue()
+    atomic_write(path, lambda fh, png=png: fh.write(png))
+    return path
+
+
 def write_figures(
     runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path
 ) -> list[Path]:
+    """Figures 4-12 (fig04.png ...) and the claims' forest plot (claims.png)."""
     sns.set_theme(style="whitegrid", context="notebook")
-    paths = []
-    for fig in FIGURES:
-        f = draw(fig, runs, curves, paper, profile)
-        path = out_dir / f"fig{fig.number:02d}.png"
-        buf = io.BytesIO()
-        f.savefig(buf, format="png", dpi=120)
-        plt.close(f)
-        png = buf.getvalue()
-        atomic_write(path, lambda fh, png=png: fh.write(png))
-        paths.append(path)
-    return paths
+    paths = [_save(draw(fig, runs, curves, paper, profile), out_dir / f"fig{fig.number:02d}.png") for fig in FIGURES]
+    return [*paths, _save(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE)]

@@ -76,6 +76,14 @@ class ActionCodec:
             labels = torch.cat([labels, y.new_ones(len(y), self.weight_bins, dtype=torch.bool)], dim=1)
         return labels
 
+    def uniform_actions(self, y: Tensor, generator: torch.Generator) -> Tensor:
+        """Actions drawn uniformly from the allowed ones (the placebo's labels), shaped as the agent's."""
+        masks = self.action_masks(y).float()
+        if not self.weight_aware:
+            return torch.multinomial(masks, 1, generator=generator)[:, 0]
+        parts = masks.split([self.num_labels, self.weight_bins], dim=1)
+        return torch.cat([torch.multinomial(m, 1, generator=generator) for m in parts], dim=1)
+
     def split(self, actions: Tensor) -> tuple[Tensor, Tensor | None]:
         """(label actions (B,), weights w in [0, 1] (B,) or None) from (B,) or (B, 2) actions."""
         if not self.weight_aware:

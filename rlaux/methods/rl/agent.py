@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from rlaux.methods.rl.buffer import DeviceRolloutBuffer
+from rlaux.methods.rl.ppo import UpdateStats, masked_distribution, ppo_update, read_updates
 from rlaux.models import mlp_head, trunk_dim, vgg16_trunk
 
 if TYPE_CHECKING:
@@ -92,11 +93,43 @@ class AuxPolicy(MaskableActorCriticPolicy):
     :param scalar_value: SPEC §6.2: the value head averages over the minibatch.
     """
 
-    def __init__(self, *args: Any, frozen_heads: bool = False, scalar_value: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        frozen_heads: bool = False,
+        scalar_value: bool = False,
+        train_mode_batchnorm: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.frozen_heads, self.scalar_value = frozen_heads, scalar_value
+        self.train_mode_batchnorm = train_mode_batchnorm
         super().__init__(*args, **kwargs)
 
+    def set_training_mode(self, mode: bool) -> None:
+        """SB3 collects rollouts in eval mode and updates in train mode. With BatchNorm that makes the
+        update's log-probabilities a different function of the weights than the rollout's, and PPO's
+        ratio measures that difference before any gradient step. So BatchNorm stays on its running
+        statistics in the update too (`refresh_batchnorm` moves them after each update);
+        errata.ppo_train_mode_batchnorm keeps SB3's batch statistics in the update."""
+        super().set_training_mode(mode)
+        if mode and not self.train_mode_batchnorm:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    @torch.no_grad()
+    def refresh_batchnorm(self, observations: Tensor, batch_size: int) -> None:
+        """Update BatchNorm's running statistics from a rollout's observations, one forward per minibatch:
+        what SB3's train-mode update did as a side effect, done after the update instead of during it."""
+        if self.train_mode_batchnorm:
+            return  # the train-mode update already moved them
+        nn.Module.train(self, True)
+        for start in range(0, len(observations), batch_size):
+            self.extract_features(observations[start : start + batch_size])
+        self.set_training_mode(False)
+
     def _build(self, lr_schedule: Schedule) -> None:
+        self.action_dist = masked_distribution(self.action_space)  # sb3-contrib's, without per-call host copies
         super()._build(lr_schedule)  # heads, orthogonal init, then the optimiser over all parameters
         if self.frozen_heads:
             self.action_net = nn.Linear(self.action_net.in_features, self.action_net.out_features)
@@ -131,31 +164,32 @@ def unvalidated_distributions() -> Iterator[None]:
 
 
 class AuxPPO(MaskablePPO):
-    """sb3-contrib's MaskablePPO with its rollout on the device (`DeviceRolloutBuffer`), keeping
-    what each update logged for the epoch's history row; `train` itself is MaskablePPO's."""
+    """sb3-contrib's MaskablePPO with its rollout (`DeviceRolloutBuffer`) and its update (`ppo.ppo_update`,
+    MaskablePPO.train's arithmetic) on the device; what each update logged waits there for `pop_log`.
+    SB3's logger gets each update's statistics as 0-d device tensors (`float()` reads one)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, rollout_buffer_class=DeviceRolloutBuffer, **kwargs)
         self.set_logger(Logger(folder=None, output_formats=[]))  # values only; no files, no stdout
-        self._log: dict[str, list[float]] = defaultdict(list)
-        self._policy_entropy: list[Tensor] = []  # on the device until `pop_log`
+        self._updates: list[UpdateStats] = []  # on the device until `pop_log`
 
     def train(self) -> None:
-        # Entropy of the policy that collected the rollout, estimated as E[-log pi(a|s)].
-        self._policy_entropy.append(-self.rollout_buffer.log_probs.mean())
         with unvalidated_distributions():
-            super().train()
-        for key in PPO_LOG_KEYS:
-            self._log[f"ppo_{key}"].append(float(self.logger.name_to_value[f"train/{key}"]))
+            stats = ppo_update(self)
+        self.policy.refresh_batchnorm(self.rollout_buffer.observations, self.batch_size)
+        self._updates.append(stats)
+        for key, value in stats.means().items():
+            self.logger.record(f"train/{key}", value)
 
     def pop_log(self) -> dict[str, float]:
-        """Means over the updates since the last call."""
-        if self._policy_entropy:
-            self._log["policy_entropy"] = torch.stack(self._policy_entropy).tolist()
-        log = {key: float(np.mean(values)) for key, values in self._log.items()}
-        self._log.clear()
-        self._policy_entropy.clear()
-        return log
+        """Means over the updates since the last call, read from the device at once."""
+        log: dict[str, list[float]] = defaultdict(list)
+        for update in read_updates(self._updates):
+            for key in PPO_LOG_KEYS:
+                log[f"ppo_{key}"].append(float(update[key]))
+            log["policy_entropy"].append(update["policy_entropy"])
+        self._updates.clear()
+        return {key: float(np.mean(values)) for key, values in log.items()}
 
 
 def default_n_steps(cfg: TrainConfig) -> int:
@@ -175,6 +209,7 @@ def make_agent(env: AuxTaskEnv) -> AuxPPO:
         ),
         frozen_heads=errata.frozen_heads,
         scalar_value=errata.scalar_value,
+        train_mode_batchnorm=errata.ppo_train_mode_batchnorm,
     )
     return AuxPPO(
         AuxPolicy,

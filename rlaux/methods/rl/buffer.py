@@ -43,8 +43,7 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
         self.generator_ready = False
         self.pos, self.full = 0, False
 
-    # SB3's PPO.train logs the explained variance of the whole rollout with numpy: a host copy
-    # once per update, of SB3's logging; everything else reads the device tensors.
+    # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
     def values(self) -> np.ndarray:
         return self._values.cpu().numpy()
@@ -78,24 +77,28 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
         self.full = self.pos == self.buffer_size
 
     def compute_returns_and_advantage(self, last_values: Tensor, dones: Tensor | np.ndarray) -> None:
-        """SB3's GAE(lambda), the same float32 operations in the same order, on the device."""
-        next_values = last_values.flatten()
-        next_non_terminal = 1.0 - self._device(dones).reshape(1)
-        last_gae_lam: Tensor | int = 0
+        """SB3's GAE(lambda): the same float32 operations in the same order, on the device, without a sync.
+
+        The TD errors and discounts are elementwise, so they take one pass over the rollout; only the
+        recursion A_t = delta_t + gamma * lambda * (1 - done_t+1) * A_t+1 is sequential: two kernels a step
+        (a bit-identical scan in fewer kernels does not exist: each step rounds what the next one reads).
+        """
+        starts, dones = self.episode_starts[1:], self._device(dones).reshape(1)
+        next_non_terminal = 1.0 - torch.cat([starts, dones.to(starts.dtype)])
+        next_values = torch.cat([self._values[1:], last_values.flatten().to(self._values.dtype)])
+        delta = self.rewards + self.gamma * next_values * next_non_terminal
+        delta = delta - self._values
+        discount = self.gamma * self.gae_lambda * next_non_terminal
+        last_gae_lam, scaled = torch.zeros_like(delta[:1]), torch.empty_like(delta[:1])
         for step in reversed(range(self.buffer_size)):
-            if step < self.buffer_size - 1:
-                next_non_terminal = 1.0 - self.episode_starts[step + 1 : step + 2]
-                next_values = self._values[step + 1 : step + 2]
-            delta = self.rewards[step : step + 1] + self.gamma * next_values * next_non_terminal
-            delta = delta - self._values[step : step + 1]
-            last_gae_lam = delta + self.gamma * self.gae_lambda * next_non_terminal * last_gae_lam
-            self.advantages[step : step + 1] = last_gae_lam
+            torch.mul(discount[step : step + 1], last_gae_lam, out=scaled)
+            last_gae_lam = torch.add(delta[step : step + 1], scaled, out=self.advantages[step : step + 1])
         self._returns = self.advantages + self._values
 
     def get(self, batch_size: int | None = None) -> Generator[MaskableRolloutBufferSamples, None, None]:  # type: ignore[override]
         assert self.full, "the rollout is not complete"
-        order = torch.from_numpy(np.random.permutation(self.buffer_size))
-        order = order.pin_memory().to(self.device, non_blocking=True) if self.device.type == "cuda" else order
+        order = torch.from_numpy(np.random.permutation(self.buffer_size))  # SB3's draw, on the host
+        order = (order.pin_memory() if self.device.type == "cuda" else order).to(self.device, non_blocking=True)
         batch_size = batch_size or self.buffer_size
         for start in range(0, self.buffer_size, batch_size):
             idx = order[start : start + batch_size]

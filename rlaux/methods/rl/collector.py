@@ -1,4 +1,4 @@
-"""One train-agent epoch: collect rollouts in SB3's own buffer, learn with SB3's own `PPO.train`.
+"""One train-agent epoch: collect rollouts into the agent's buffer, learn with its `train` (MaskablePPO's update).
 
 Observations never depend on actions (the next image is the next image of the epoch,
 whatever the label), so labelling a whole batch in one policy forward pass gives the same

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from rlaux.evaluation import LabelStats
 from rlaux.losses import batch_entropy, focal_loss
 from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.rl.actions import ActionCodec
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 ENV_ID = "rlaux/AuxTask-v0"
 STREAM_REWARD = 4  # the reward batches' random stream, independent of the epoch's order and augmentation
+STREAM_PLACEBO = 5  # the placebo's uniform labels
 
 
 class Sandbox:
@@ -48,6 +50,8 @@ class Sandbox:
     The canonical network (`trainer.model`) is never touched: every episode starts from a
     copy of it with a fresh optimiser at the current learning rate, so the agent epoch
     cannot leak into the main network, and the next main epoch starts where the last ended.
+    `rl.placebo` trains the copy on labels drawn uniformly from the allowed actions instead of
+    the agent's, so the reward carries no information about what the agent chose.
     """
 
     def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
@@ -58,27 +62,54 @@ class Sandbox:
         self.restore()
 
     def begin_epoch(self, epoch: int) -> None:
-        """Reward batches of epoch e are a pure function of (seed, e), as its batches are."""
+        """Reward batches (and placebo labels) of epoch e are a pure function of (seed, e), as its batches are."""
         self._generator = self.trainer.generator(epoch, STREAM_REWARD)
+        self._placebo = self.trainer.generator(epoch, STREAM_PLACEBO)
+        info = self.trainer.data.info
+        self.sampled = LabelStats(info.num_classes, self.trainer.num_aux, self.trainer.device)  # the agent's draws
+
+    def new_copy(self) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+        """A copy of the canonical network and a fresh optimiser at the loop's current rate."""
+        model = copy.deepcopy(self.trainer.model)
+        optimizer, _ = new_optimizer(model, self.cfg)
+        for group in optimizer.param_groups:
+            group["lr"] = self.trainer.optimizer.param_groups[0]["lr"]
+        return model, optimizer
 
     def restore(self) -> None:
-        """A fresh copy of the canonical network and a fresh optimiser at the loop's current rate."""
-        self.model = copy.deepcopy(self.trainer.model)
-        self.optimizer, _ = new_optimizer(self.model, self.cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.trainer.optimizer.param_groups[0]["lr"]
+        self.model, self.optimizer = self.new_copy()
 
     def step(self, batch: Batch, actions: torch.Tensor) -> torch.Tensor:
         """Train the copy one SGD step on the labelled batch; returns the reward (a 0-d tensor on the device)."""
         targets = self.codec.targets(actions, batch.y)
+        self.sampled.add(batch.y, targets, None)
+        if self.cfg.rl.placebo:
+            targets = self.codec.targets(self.codec.uniform_actions(batch.y, self._placebo), batch.y)
         self.trainer.train_step(self.model, self.optimizer, batch, targets)
         reward = self.reward(targets)
         self.rewards.append(reward)
         return reward
 
-    @torch.no_grad()
     def reward(self, targets: AuxTargets) -> torch.Tensor:
-        """-primary loss on a fresh training batch + entropy bonus (SPEC §5, §6.11-6.12).
+        """The copy's reward on the epoch's next reward batch, after training on `targets`."""
+        return self.reward_of(self.model, *self.reward_batch(self._generator), targets)
+
+    def reward_batch(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """`rl.reward_batch` fresh training images (augmented) and their labels."""
+        train = self.trainer.data.train
+        idx = torch.randint(len(train), (self.cfg.rl.reward_batch,), generator=generator, device=train.y.device)
+        return self.trainer.augment(train.x[idx], generator), train.y[idx]
+
+    @torch.no_grad()
+    def reward_of(
+        self,
+        model: torch.nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        targets: AuxTargets,
+        bonus: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """-primary loss of `model` on (x, y) + entropy bonus (SPEC §5, §6.11-6.12); `bonus`: its precomputed value.
 
         The loss is the training loss, focal (errata.softmax_reward: the authors' cross-entropy
         on softmax outputs). The bonus is H of the policy's mean label distribution over the
@@ -86,32 +117,33 @@ class Sandbox:
         BatchNorm runs in training mode, on the reward batch's statistics, as the training
         loss sees the network (and as the authors' code did).
         """
-        train, cfg = self.trainer.data.train, self.cfg
-        idx = torch.randint(len(train), (cfg.rl.reward_batch,), generator=self._generator, device=train.y.device)
-        x, y = self.trainer.augment(train.x[idx], self._generator), train.y[idx]
-        self.model.train()
+        cfg = self.cfg
+        model.train()
         with self.trainer.autocast():
-            logits = self.model(x)[0].float()
+            logits = model(x)[0].float()
         if cfg.errata.softmax_reward:
             loss = F.cross_entropy(logits.softmax(1), y)
         else:
             loss = focal_loss(logits, y, cfg.focal_gamma).mean()
-        if cfg.errata.target_entropy_reward:
+        return -loss + cfg.rl.entropy_weight * (self.entropy_bonus(x, y, targets) if bonus is None else bonus)
+
+    @torch.no_grad()
+    def entropy_bonus(self, x: torch.Tensor, y: torch.Tensor, targets: AuxTargets) -> torch.Tensor:
+        """H(p_bar) of the policy's mean label distribution on (x, y) (paper), or of the labelled batch's
+        targets: with erratum 11, and for an agent that attached no policy, so that any agent can step
+        the env (the authors' own route). `entropy_term` names the route the last reward took."""
+        policy = None if self.cfg.errata.target_entropy_reward else self.policy()
+        self.entropy_term = "chosen-labels" if policy is None else "policy"
+        if policy is None:
             target = targets.target
             probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
         else:
-            policy = self.policy()
             policy.set_training_mode(False)  # as in rollouts: BatchNorm on running statistics
             probs = self.codec.label_probs(label_probs(policy, x, self.codec.action_masks(y)), y)
-        return -loss + cfg.rl.entropy_weight * batch_entropy(probs)
+        return batch_entropy(probs)
 
-    def policy(self) -> MaskableActorCriticPolicy:
-        if self.agent_policy is None:
-            raise RuntimeError(
-                "the paper's reward needs the agent's label distribution: call "
-                "env.unwrapped.attach_policy(model.policy) after building the agent "
-                "(or turn on errata.target_entropy_reward)"
-            )
+    def policy(self) -> MaskableActorCriticPolicy | None:
+        """The agent attached with `AuxTaskEnv.attach_policy`; None: the reward uses the chosen labels."""
         return self.agent_policy
 
     def pop_rewards(self) -> list[float]:
@@ -199,12 +231,13 @@ class AuxTaskEnv(gym.Env):
             return self._obs(), 0.0, False, False, {}
         actions = torch.as_tensor(np.stack(self._actions), device=self.trainer.device)
         reward = self.sandbox.step(self._batch, actions).item()  # gymnasium's reward is a Python float
+        info = {"entropy_term": self.sandbox.entropy_term}  # "policy" (paper) or "chosen-labels" (no policy)
         self._actions = []
         following = next(self._episode, None)
         if following is None:  # episode over; its terminal observation is never acted on
-            return self._obs(), reward, True, False, {}
+            return self._obs(), reward, True, False, info
         self._batch = following
-        return self._obs(), reward, False, False, {}
+        return self._obs(), reward, False, False, info
 
     def _obs(self) -> np.ndarray:
         assert self._batch is not None

@@ -9,7 +9,9 @@ Each epoch of the loop alternates the paper's two modes over the same batch orde
    (argmax of the block-masked policy) for each batch; the loop trains the main network
    and steps the scheduler, and the result is the new canonical network.
 
-`wa-rl` is the same class with a per-sample weight bin in each action.
+`wa-rl` is the same class with a per-sample weight bin in each action. `rl.placebo` cuts the
+reward's dependence on the actions (the control for "does the reward teach the agent anything?"),
+and `rl.diagnostics` logs what the agent learned each epoch (`diagnostics.AgentProbe`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
 from rlaux.methods.rl.agent import make_agent, unvalidated_distributions
 from rlaux.methods.rl.collector import BatchedCollector, Collector, EnvCollector, rollout_budget
+from rlaux.methods.rl.diagnostics import AgentProbe
 from rlaux.methods.rl.env import AuxTaskEnv
 
 
@@ -42,6 +45,7 @@ class RLAux(AuxMethod):
             )
         collector = BatchedCollector if self.cfg.rl.collector == "batched" else EnvCollector
         self.collector: Collector = collector(self.agent, self.env)
+        self.probe = AgentProbe(self.env, self.agent.policy) if self.cfg.rl.diagnostics else None
         self.weights = EpochStats()
 
     # ------------------------------------------------------------------ train-agent epoch
@@ -50,7 +54,9 @@ class RLAux(AuxMethod):
             self.collector.run(epoch)
         rewards = self.env.sandbox.pop_rewards()
         log = {"reward_mean": sum(rewards) / len(rewards)} | self.agent.pop_log()
-        return {f"rl/{key}": value for key, value in log.items()}
+        with unvalidated_distributions():
+            diagnostics = self.probe.measure(epoch) if self.probe is not None else {}
+        return {f"rl/{key}": value for key, value in log.items()} | diagnostics
 
     # ------------------------------------------------------------------ train-main epoch
     def targets(self, batch: Batch) -> AuxTargets:

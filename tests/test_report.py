@@ -1,0 +1,185 @@
+"""The report's statistics and words: verdict categories, power, the paper's difference, the claims plot, naming."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from scipy import optimize, stats
+from test_pipeline import REPO, _synthetic_runs
+
+from rlaux.experiments import load_params
+from rlaux.report.collect import collect
+from rlaux.report.figures import _save, draw_claims
+from rlaux.report.readme import render
+from rlaux.report.tables import VERDICTS, all_claims, claims, last15_name, run_epochs
+
+RL_VS_SINGLE = ("RL-AUX beats single-task learning", "cifar10")
+
+
+def _with_difference(diffs: list[float], metric: str = "test_acc_best_val") -> pd.DataFrame:
+    """The synthetic study runs with c10-rl = c10-single + diffs[seed] on `metric`."""
+    runs = _synthetic_runs()
+    single = runs[runs.experiment == "c10-single"].set_index("seed")[metric]
+    rl = runs.experiment == "c10-rl"
+    runs.loc[rl, metric] = [single[s] + diffs[s] for s in runs.loc[rl, "seed"]]
+    return runs
+
+
+def _row(runs: pd.DataFrame, metric: str = "test_acc_best_val", paper: pd.DataFrame | None = None) -> pd.Series:
+    return claims(runs, metric, "study", paper).set_index(["claim", "dataset"]).loc[RL_VS_SINGLE]
+
+
+def test_verdict_is_holds_reversed_or_inconclusive_never_does_not_hold():
+    up, down, spans = [2.0, 2.5, 1.8, 2.2, 2.1], [-2.0, -2.5, -1.8, -2.2, -2.1], [-1.0, 1.0, -0.5, 0.7, 0.1]
+    assert _row(_with_difference(up)).verdict == "holds (p < 0.05)"
+    reversed_ = _row(_with_difference(down))
+    assert reversed_.verdict.startswith("reversed (") and reversed_.ci95_high < 0
+    row = _row(_with_difference(spans))
+    assert row.ci95_low < 0 < row.ci95_high and row.verdict.startswith("inconclusive (")
+    assert f"MDE {row.mde_80:.1f} pp" in row.verdict
+    # a wrong-direction mean whose interval still spans zero is inconclusive too, not "does not hold"
+    wrong = _row(_with_difference([-1.0, 0.5, -2.0, 0.2, -0.4]))
+    assert wrong.mean_difference < 0 < wrong.ci95_high and wrong.verdict.startswith("inconclusive (wrong direction")
+    table = all_claims(_with_difference(spans), "study")
+    assert "does not hold" not in " ".join(table.verdict)
+    assert set(table.verdict.str.split().str[0]) <= {*VERDICTS, "not"}  # "not run in this profile"
+
+
+def test_minimum_detectable_effect_matches_the_noncentral_t():
+    diffs = [-1.0, 1.0, -0.5, 0.7, 0.1]
+    n, sd = len(diffs), pd.Series(diffs).std()
+    crit = stats.t.ppf(0.95, n - 1)
+
+    def power(delta: float) -> float:  # one-sided paired t-test at α = 0.05, true mean difference delta
+        return stats.nct.sf(crit, n - 1, delta / sd * math.sqrt(n))
+
+    expected = optimize.brentq(lambda d: power(d) - 0.8, 1e-6, 10 * sd)
+    assert _row(_with_difference(diffs)).mde_80 == pytest.approx(expected, rel=1e-4)
+
+
+def test_bootstrap_interval_is_seeded_and_seed_share_counts_improvements():
+    diffs = [-1.0, 1.0, -0.5, 0.7, 0.1]
+    first, again = _row(_with_difference(diffs)), _row(_with_difference(diffs))
+    assert (first.boot95_low, first.boot95_high) == (again.boot95_low, again.boot95_high)  # byte-identical reruns
+    assert min(diffs) <= first.boot95_low < first.mean_difference < first.boot95_high <= max(diffs)
+    assert first.prob_improvement == pytest.approx(3 / 5)
+
+
+def test_paper_difference_and_whether_our_interval_excludes_it():
+    runs = _with_difference([2.0, 2.5, 1.8, 2.2, 2.1], "test_acc_last15")  # mean 2.12, a narrow interval
+    paper = pd.DataFrame(
+        {
+            "figure": [7, 7, 7],
+            "experiment": ["c10-single", "c10-rl", "c10-maxl"],
+            "metric": ["test_acc_last15"] * 3,
+            "value": [80.0, 90.0, 82.1],
+            "source": ["x"] * 3,
+        }
+    )
+    row = _row(runs, "test_acc_last15", paper)
+    assert row.paper_difference == pytest.approx(10.0) and row.paper_difference_excluded is True
+    table = claims(runs, "test_acc_last15", "study", paper).set_index(["claim", "dataset"])
+    maxl = table.loc[("MAXL beats single-task learning", "cifar10")]  # the paper's +2.1 vs our +1.0 (no noise)
+    assert maxl.paper_difference == pytest.approx(2.1) and maxl.paper_difference_excluded is True
+    inside = paper.assign(value=[80.0, 82.12, 82.1])
+    assert _row(runs, "test_acc_last15", inside).paper_difference_excluded is False
+    assert math.isnan(_row(runs, "test_acc_best_val", paper).paper_difference)  # the paper never reports it
+    assert math.isnan(_row(runs, "test_acc_last15", paper[paper.experiment != "c10-rl"]).paper_difference)
+
+
+def test_claims_forest_plot_is_deterministic(tmp_path):
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    runs = _with_difference([-1.0, 1.0, -0.5, 0.7, 0.1])
+    paths = [_save(draw_claims(runs, pd.DataFrame(), paper, "study"), tmp_path / f"{i}.png") for i in (0, 1)]
+    assert paths[0].stat().st_size > 10_000 and paths[0].read_bytes() == paths[1].read_bytes()
+    empty = _save(draw_claims(runs.iloc[:0], pd.DataFrame(), paper, "study"), tmp_path / "empty.png")
+    assert empty.stat().st_size > 1_000  # no claim has runs: still a figure that says so
+
+
+def test_last15_is_named_for_what_it_is():
+    assert last15_name([6, 6]) == "mean over all 6 epochs"
+    assert last15_name([2, 3]) == "mean over all 2–3 epochs"
+    assert last15_name([80, 200]) == last15_name([]) == "last 15 epochs (paper's metric)"
+    curves = pd.DataFrame({"experiment": ["a", "a", "b"], "epoch": [1, 2, 1]})
+    assert list(run_epochs(pd.DataFrame({"experiment": ["a"]}), curves)) == [2, 1]
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    for epochs, name in ((6, "mean over all 6 epochs"), (80, "last 15 epochs (paper's metric)")):
+        text = render(params, _synthetic_runs().assign(epochs=epochs), paper, REPO / "x", REPO / "y")
+        assert f"### test_acc_last15: {name}" in text
+        assert ("early epochs included" in text) == (epochs < 15)
+    assert "last 15 epochs (paper's metric)" not in render(params, _synthetic_runs(), paper, REPO, REPO)  # 6 epochs
+
+
+def test_report_gives_the_answer_first():
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    text = render(params, _synthetic_runs(), paper, REPO, REPO)
+    answer = text.splitlines()[2]  # right under the title
+    assert answer.startswith("**The answer** at this scale (CIFAR-10: 10,000 training images, VGG16 width 0.125, ")
+    assert "6 epochs, 5 seeds" in answer and answer.count(". ") >= 2
+    assert "of the 3 claims tested, 2 hold: “RL-AUX beats single-task learning” (+0.20 pp) and “RL-AUX" in answer
+    assert "Of the 1 that does not hold, 1 is inconclusive" in answer
+    assert "logged no agent diagnostics" in answer  # no invented reason
+    assert text.index("**The answer**") < text.index("## The claims at a glance") < text.index("## Settings")
+
+    runs = _synthetic_runs()
+    diag = {"policy_entropy": math.log(5) - 0.002, "policy_max_prob": 0.21, "kl_from_init": 0.0004}
+    diag |= {"sampled_label_entropy": 1.6, "reward_label_share": 0.03, "reward_batch_share": 0.91}
+    for col, value in (diag | {"ppo_approx_kl": 0.002}).items():
+        runs[col] = runs.method.map({"rl": value})
+    text = render(params, runs, paper, REPO, REPO)
+    answer = text.splitlines()[2]
+    assert "in c10-rl the policy did not move from uniform (entropy 1.607 nats vs ln ψ = 1.609" in answer
+    assert (
+        "its reward carried almost no signal about its labels (3% of the reward variance due to the label set" in answer
+    )
+    assert "| c10-rl | rl | 1.609 | 1.607 ± 0.000 |" in text  # the Agent table
+    assert "- c10-rl: the policy did not move from uniform" in text
+    moved = runs.assign(kl_from_init=runs.kl_from_init * 1000, reward_label_share=runs.reward_label_share * 10)
+    answer = render(params, moved, paper, REPO, REPO).splitlines()[2]
+    assert "the policy moved (" in answer and "its reward carried signal" in answer
+
+
+def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
+    params = {
+        "profile": "tiny",
+        "seed_pool": [0],
+        "profiles": {"tiny": {"seeds": 1, "settings": {"epochs": 2}, "datasets": {"cifar10": {}}}},
+        "experiments": {
+            "c10-single": {"dataset": "cifar10", "method": "single"},
+            "c10-rl": {"dataset": "cifar10", "method": "rl"},
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    metrics = {"test_acc_last15": 30, "test_acc_best_val": 31, "test_acc_final": 31, "val_acc_best": 32}
+    metrics |= {"precision": 0.3, "recall": 0.3, "f1": 0.3, "epochs": 2}
+    history = pd.DataFrame({"epoch": [1, 2], "val_acc": [20, 32], "test_acc": [19, 31], "seconds": [1.0, 1.0]})
+    agent = {
+        "agent/policy_entropy": [1.609, math.nan],  # an epoch that did not log: the last logged value counts
+        "agent/max_prob": [0.2, 0.25],
+        "agent/kl_from_init": [0.0, 0.01],
+        "agent/sampled_label_entropy": [1.6, 1.5],
+        "agent/reward_label_share": [0.02, 0.04],
+        "agent/reward_batch_share": [0.9, 0.8],
+        "rl/ppo_approx_kl": [0.001, 0.003],
+    }
+    for exp, hist in (("c10-single", history), ("c10-rl", history.assign(**agent))):
+        run = tmp_path / "runs" / "tiny" / exp / "s0"
+        run.mkdir(parents=True)
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        hist.to_csv(run / "history.csv", index=False)
+    runs, _ = collect(load_params(tmp_path / "params.yaml"), tmp_path / "results")
+    rl, single = runs.set_index("experiment").loc["c10-rl"], runs.set_index("experiment").loc["c10-single"]
+    assert (rl.epochs, rl.policy_entropy, rl.policy_max_prob, rl.kl_from_init) == (2, 1.609, 0.25, 0.01)
+    assert rl.sampled_label_entropy == 1.5 and rl.reward_label_share == pytest.approx(0.03)
+    assert rl.reward_batch_share == pytest.approx(0.85) and rl.ppo_approx_kl == pytest.approx(0.002)
+    assert math.isnan(rl.ppo_clip_fraction) and single[["policy_entropy", "reward_label_share"]].isna().all()
+    assert "policy_entropy" in pd.read_csv(tmp_path / "results" / "runs.csv")
