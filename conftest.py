@@ -50,6 +50,15 @@ def small_config(data_root: Path, tmp_path: Path):
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny ops: on a shared 2-core CPU, a second thread only spin-waits (and another test may have set 2)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def kill_after_first_epoch():
     """`kill(cfg)`: train until the epoch-1 checkpoint is on disk, then die as a killed process would."""
     from rlaux import checkpoint

@@ -24,13 +24,7 @@ from rlaux.training import build_run, train_epoch
 METHODS = ("single", "human", "random", "maxl", "wa-maxl", "rl", "wa-rl")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops: on a shared 2-core CPU, a second thread only spin-waits (and another test may have set 2)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def epoch_syncs(method: str, train_size: int, data_root: Path, device: str = "cpu") -> Counter[tuple[str, str]]:

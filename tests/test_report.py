@@ -147,7 +147,9 @@ def test_report_gives_the_answer_first():
     assert "the policy moved (" in answer and "its reward carried signal" in answer
 
 
-def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
+def tiny_project(tmp_path, monkeypatch) -> dict:
+    """A params.yaml with one seed of c10-single and c10-rl in `tmp_path` (the working directory); returns
+    the metrics.json content a finished 2-epoch run would have."""
     params = {
         "profile": "tiny",
         "seed_pool": [0],
@@ -160,7 +162,11 @@ def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     metrics = {"test_acc_last15": 30, "test_acc_best_val": 31, "test_acc_final": 31, "val_acc_best": 32}
-    metrics |= {"precision": 0.3, "recall": 0.3, "f1": 0.3, "epochs": 2}
+    return metrics | {"precision": 0.3, "recall": 0.3, "f1": 0.3, "epochs": 2}
+
+
+def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
+    metrics = tiny_project(tmp_path, monkeypatch)
     history = pd.DataFrame({"epoch": [1, 2], "val_acc": [20, 32], "test_acc": [19, 31], "seconds": [1.0, 1.0]})
     agent = {
         "agent/policy_entropy": [1.609, math.nan],  # an epoch that did not log: the last logged value counts

@@ -24,13 +24,7 @@ from rlaux.training import build_run, train_epoch
 PPO = {"n_steps": 90, "ppo_batch_size": 30, "n_epochs": 2, "feature_dim": 16}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny ops: on a shared 2-core CPU, a second thread only spin-waits (and another test may have set 2)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("space", [spaces.Discrete(50), spaces.MultiDiscrete([50, 21])], ids=["rl", "wa-rl"])

@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 import torch
-import yaml
+from test_report import tiny_project
 
 from rlaux.experiments import load_params
 from rlaux.report.collect import collect
@@ -35,19 +35,7 @@ def test_cost_section_gives_syncs_per_epoch_where_they_were_counted():
 
 
 def test_collect_reads_syncs_per_epoch_from_timing_json(tmp_path, monkeypatch):
-    params = {
-        "profile": "tiny",
-        "seed_pool": [0],
-        "profiles": {"tiny": {"seeds": 1, "settings": {"epochs": 2}, "datasets": {"cifar10": {}}}},
-        "experiments": {
-            "c10-single": {"dataset": "cifar10", "method": "single"},
-            "c10-rl": {"dataset": "cifar10", "method": "rl"},
-        },
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    metrics = {"test_acc_last15": 30, "test_acc_best_val": 31, "test_acc_final": 31, "val_acc_best": 32}
-    metrics |= {"precision": 0.3, "recall": 0.3, "f1": 0.3, "epochs": 2}
+    metrics = tiny_project(tmp_path, monkeypatch)
     for exp, timing in (("c10-single", {}), ("c10-rl", {"syncs_per_epoch": 16.0})):
         run = tmp_path / "runs" / "tiny" / exp / "s0"
         run.mkdir(parents=True)
