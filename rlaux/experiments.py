@@ -18,6 +18,7 @@ profile (or another experiment) never invalidates a trained run of another.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import platform
 import shutil
@@ -35,6 +36,22 @@ RUNS = Path("runs")
 PLANS = Path("results/plan")
 MACHINE_LOCAL = ("data_root", "progress", "queue")
 """Config keys left out of a plan: where the data lives, progress bars and GPU slots do not change a run."""
+TRAINING_CODE = (
+    "rlaux/config.py",
+    "rlaux/data.py",
+    "rlaux/augment.py",
+    "rlaux/models.py",
+    "rlaux/losses.py",
+    "rlaux/training.py",
+    "rlaux/evaluation.py",
+    "rlaux/checkpoint.py",
+    "rlaux/methods",
+)
+"""The code a run's numbers depend on: the train stages' code deps in dvc.yaml (a test keeps them equal).
+Orchestration (this module, devices, syncs, io, errors) is left out on purpose: how configs resolve is
+in each stage's plan, and editing how runs are scheduled or recorded must not retrain a finished study."""
+CODE_FILE = "code.json"
+"""In each run directory a train stage writes: the `code_version` it trained under."""
 
 
 class Profile(BaseModel):
@@ -192,9 +209,10 @@ def run_experiment(
 
     The body of a DVC train stage. With `plan_file` (the stage's dependency), the configs
     resolved from params.yaml must equal the plan, so a stage never trains something other than
-    what DVC tracked. A finished run of the same config is kept; a checkpoint left by a killed
-    run of the same config is resumed; one written under another config is discarded on purpose
-    (the params changed, so the old run is stale). A damaged checkpoint, one of another rlaux
+    what DVC tracked. A finished run of the same config and code is kept; a checkpoint left by a
+    killed run of the same config and code is resumed; one written under another config or other
+    code is discarded on purpose (the params or the code changed, so the old run is stale), and so
+    are seed directories the plan no longer holds. A damaged checkpoint, one of another rlaux
     version or an incomplete run directory is not: like `rlaux train --resume`, it stops with a
     `CheckpointError` and leaves the directory as it was. `seed` trains that run only (for
     spreading one experiment over several workers by hand).
@@ -213,8 +231,14 @@ def run_experiment(
     if seed is not None and seed not in params.seed_pool:
         raise ConfigError(f"seed {seed} is not in seed_pool {params.seed_pool} of {params_path}; pick one of those")
     runs = {s: cfg for s in seeds if (cfg := params.run_config(exp_id, s)) is not None}
+    out = RUNS / params.profile / exp_id
+    if seed is None and out.is_dir():  # what the plan no longer holds (other seeds, inactive.json) goes
+        for stale in set(out.iterdir()) - {Path(cfg.out) for cfg in runs.values()}:
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
     if not runs:
-        out = RUNS / params.profile / exp_id
         out.mkdir(parents=True, exist_ok=True)
         reason = "not in this profile's datasets, seeds or `only`"
         write_json(out / "inactive.json", {"active": False, "profile": params.profile, "reason": reason})
@@ -225,19 +249,46 @@ def run_experiment(
         return {s: _train_run(cfg, slot) for s, cfg in runs.items()}
 
 
+def code_version() -> str:
+    """A hash of TRAINING_CODE's Python files (as installed), so a stage can tell its own runs from stale ones."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for rel in TRAINING_CODE:
+        path = root / rel
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def _train_run(cfg: TrainConfig, slot: str | None) -> dict:
-    """Train (or resume, or keep) one run; a run of another config in its directory is stale and goes."""
+    """Train (or resume, or keep) one run; a run of another config or other code in its directory is stale and goes.
+
+    Run directories persist across DVC reruns (`persist: true`: a killed stage resumes its runs,
+    and their small files are committed to git), so the stage drops what DVC would have removed:
+    runs trained under another `code_version` or another config.
+    """
     from rlaux.devices import workspace_path
     from rlaux.training import train  # torch: imported only for a run that trains
 
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
+    code = {"code_version": code_version()}
+    if out.is_dir() and any(out.iterdir()) and _read_json(out / CODE_FILE) != code:
+        shutil.rmtree(out)  # trained by other code (or before runs recorded theirs)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / CODE_FILE, code)
     try:
         metrics = train(cfg, resume=True, gpu_slot=slot)
     except CheckpointMismatch:
         shutil.rmtree(out)
+        out.mkdir(parents=True)
+        write_json(out / CODE_FILE, code)
         metrics = train(cfg, gpu_slot=slot)
-    if not (out / "machine.json").is_file():  # a run finished before `train` wrote machine.json itself
-        device = json.loads((out / "timing.json").read_text()).get("device", "cpu")
-        write_json(out / "machine.json", machine(device) | {"gpu_slot": slot})
     return metrics
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None

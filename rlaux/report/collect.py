@@ -11,6 +11,7 @@ import pandas as pd
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 from rlaux.io import write_json, write_text
+from rlaux.report.tables import mean_ci
 
 METRICS = [
     "test_acc_last15",
@@ -63,7 +64,7 @@ def data_manifest(params: Params, out: Path) -> dict:
 
 
 def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """results/runs.csv (one row per run), results/curves.csv (one row per run and epoch)."""
+    """results/runs.csv (one row per run), results/curves.csv (one row per run and epoch), results/metrics/."""
     rows, curves = [], []
     for exp_id, seed, cfg in params.active_runs():
         run = params.run_dir(exp_id, seed)
@@ -94,12 +95,33 @@ def collect(params: Params, out_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "runs.csv", runs.to_csv(index=False))
     write_text(out_dir / "curves.csv", curve.to_csv(index=False))
-    mean = runs.groupby("experiment", sort=False)[METRICS].mean()
-    summary = {"profile": params.profile, "runs": len(runs)} | {
-        e: {k: round(v, 4) for k, v in r.items()} for e, r in mean.iterrows()
-    }
-    write_json(out_dir / "summary.json", summary)
+    write_metrics(runs, out_dir / "metrics")
     return runs, curve
+
+
+def write_metrics(runs: pd.DataFrame, out: Path) -> None:
+    """DVC's metrics: one small file per experiment, so `dvc metrics show` prints one readable row each.
+
+    The test accuracy at the best validation epoch (the report's headline metric) with its 95%
+    t-interval over seeds, the paper's last-15-epochs mean, macro F1, and the number of seeds;
+    every other number stays in runs.csv.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    keep = set()
+    for exp, group in runs.groupby("experiment", sort=False):
+        acc, ci95, n = mean_ci(group.test_acc_best_val)
+        row = {
+            "test_acc": round(acc, 2),
+            "ci95": None if math.isnan(ci95) else round(ci95, 2),
+            "last15": round(float(group.test_acc_last15.mean()), 2),
+            "f1": round(float(group.f1.mean()), 4),
+            "seeds": n,
+        }
+        write_json(out / f"{exp}.json", row)
+        keep.add(f"{exp}.json")
+    for stale in out.glob("*.json"):
+        if stale.name not in keep:
+            stale.unlink()
 
 
 def _agent(history: pd.DataFrame) -> dict[str, float]:

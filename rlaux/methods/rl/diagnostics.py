@@ -81,8 +81,7 @@ class AgentProbe:
         self.policy.set_training_mode(False)
         # the paper's bonus depends on the evaluation batch only; erratum 11's on the label set
         bonus = [
-            None if self.trainer.cfg.errata.target_entropy_reward else sandbox.entropy_bonus(x, y, None)
-            for x, y in evals
+            None if self.trainer.cfg.errata.target_entropy_reward else sandbox.entropy_bonus(x, y) for x, y in evals
         ]
         rewards = torch.empty(LABEL_SETS, EVAL_BATCHES, device=self.trainer.device)
         for i in range(LABEL_SETS):

@@ -128,13 +128,15 @@ class Sandbox:
         return -loss + cfg.rl.entropy_weight * (self.entropy_bonus(x, y, targets) if bonus is None else bonus)
 
     @torch.no_grad()
-    def entropy_bonus(self, x: torch.Tensor, y: torch.Tensor, targets: AuxTargets) -> torch.Tensor:
+    def entropy_bonus(self, x: torch.Tensor, y: torch.Tensor, targets: AuxTargets | None = None) -> torch.Tensor:
         """H(p_bar) of the policy's mean label distribution on (x, y) (paper), or of the labelled batch's
-        targets: with erratum 11, and for an agent that attached no policy, so that any agent can step
+        `targets`: with erratum 11, and for an agent that attached no policy, so that any agent can step
         the env (the authors' own route). `entropy_term` names the route the last reward took."""
         policy = None if self.cfg.errata.target_entropy_reward else self.policy()
         self.entropy_term = "chosen-labels" if policy is None else "policy"
         if policy is None:
+            if targets is None:
+                raise ValueError("the chosen-labels entropy term needs the batch's targets; pass `targets`")
             target = targets.target
             probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
         else:

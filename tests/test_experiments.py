@@ -1,0 +1,104 @@
+"""A train stage's run directories: kept when they are its own, dropped when other code or another plan made them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlaux import experiments
+from rlaux.experiments import CODE_FILE, TRAINING_CODE, load_params, run_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, data_root) -> Path:
+    """params.yaml with one 1-epoch c10-single run (two seeds in the pool, one in the profile)."""
+    params = {
+        "profile": "tiny",
+        "seed_pool": [0, 1],
+        "profiles": {
+            "tiny": {
+                "seeds": 1,
+                "settings": {"epochs": 1, "width": 0.0625, "device": "cpu", "progress": False},
+                "datasets": {"cifar10": {"train_size": 300, "test_size": 200}},
+                "only": ["c10-single"],
+            }
+        },
+        "experiments": {
+            "c10-single": {"dataset": "cifar10", "method": "single", "data_root": str(data_root)},
+            "c10-random": {"dataset": "cifar10", "method": "random", "data_root": str(data_root)},
+        },
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_stage_keeps_its_own_runs_and_retrains_those_of_other_code(tiny, monkeypatch, one_thread):
+    run = Path("runs/tiny/c10-single/s0")
+    first = run_experiment("c10-single")[0]
+    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": experiments.code_version()}
+    history = (run / "history.csv").stat().st_mtime_ns
+    assert run_experiment("c10-single")[0] == first  # the same code and config: kept, not retrained
+    assert (run / "history.csv").stat().st_mtime_ns == history
+
+    (run.parent / "s1").mkdir()  # a seed the plan no longer holds, and a file of another profile's shape
+    (run.parent / "inactive.json").write_text("{}")
+    monkeypatch.setattr(experiments, "code_version", lambda: "other-code")
+    assert run_experiment("c10-single")[0] == first  # retrained (the same seed gives the same numbers)
+    assert (run / "history.csv").stat().st_mtime_ns != history
+    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": "other-code"}
+    assert sorted(p.name for p in run.parent.iterdir()) == ["s0"]
+
+
+def test_an_inactive_experiment_records_only_that(tiny):
+    out = Path("runs/tiny/c10-random")
+    (out / "s0").mkdir(parents=True)  # a run from when the profile still ran it
+    assert run_experiment("c10-random") == {}
+    assert [p.name for p in out.iterdir()] == ["inactive.json"]
+
+
+def test_code_version_follows_every_training_file(tmp_path, monkeypatch):
+    """A change anywhere in TRAINING_CODE (here: a method file) changes the version; a change elsewhere does not."""
+    root = tmp_path / "site"
+    for rel in (*TRAINING_CODE, "rlaux/report/readme.py"):
+        path = root / rel / "x.py" if not rel.endswith(".py") else root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("# v1\n")
+    monkeypatch.setattr(experiments, "__file__", str(root / "rlaux" / "experiments.py"))
+    base = experiments.code_version()
+    (root / "rlaux/report/readme.py").write_text("# v2\n")
+    assert experiments.code_version() == base
+    (root / "rlaux/methods/x.py").write_text("# v2\n")
+    assert experiments.code_version() != base
+
+
+def test_train_stage_code_deps_are_the_training_code():
+    """dvc.yaml reruns a train stage on exactly the files whose change makes `run_experiment` retrain."""
+    deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
+    assert sorted(d for d in deps if d.startswith("rlaux/")) == sorted(TRAINING_CODE)
+
+
+def test_committed_lock_is_for_the_committed_profile():
+    """A clone's `dvc status` compares dvc.lock with params.yaml: both must be for the committed results."""
+    show = ["git", "-C", str(REPO), "show"]
+    try:
+        params = yaml.safe_load(subprocess.run([*show, "HEAD:params.yaml"], capture_output=True, check=True).stdout)
+        lock = yaml.safe_load(subprocess.run([*show, "HEAD:dvc.lock"], capture_output=True, check=True).stdout)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout with params.yaml and dvc.lock committed")
+    profile = params["profile"]
+    assert lock["stages"]["data"]["params"]["params.yaml"]["profile"] == profile
+    tracked = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", f"results/{profile}", f"paper_tables/{profile}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert f"results/{profile}/runs.csv" in tracked and f"paper_tables/{profile}/README.md" in tracked
+    assert load_params(REPO / "params.yaml").profiles[profile].seeds >= 3  # a profile meant to be read
