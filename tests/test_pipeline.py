@@ -446,6 +446,9 @@ def tiny_project(tmp_path, data_root):
     _sh(proj, "git", "init", "-q")
     _sh(proj, "dvc", "init", "-q")
     _sh(proj, "dvc", "config", "core.analytics", "false")
+    for f in (".dvcignore", ".dvc/plots/by_experiment.json"):  # after `dvc init`, which writes its own
+        (proj / f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / f, proj / f)
     _sh(proj, "git", "add", "-A")
     _sh(proj, "git", "commit", "-qm", "tiny")
     return proj
@@ -464,9 +467,19 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
     assert (proj / "paper_tables" / "tiny" / "README.md").is_file()
     assert (proj / "runs" / "tiny" / "c10-single" / "s0" / "machine.json").is_file()
     assert "Running stage" not in _sh(proj, "dvc", "repro")  # second run does nothing
-    assert "test_acc_last15" in _sh(proj, "dvc", "metrics", "show")
     _sh(proj, "git", "add", "-A")
     _sh(proj, "git", "commit", "-qm", "repro")
+
+    # a clone sees what was committed: its runs are in git, so DVC finds nothing to do and shows the results
+    clone = proj.parent / "clone"
+    _sh(proj.parent, "git", "clone", "-q", str(proj), str(clone))
+    assert "Data and pipelines are up to date" in _sh(clone, "dvc", "status")
+    rows = [line.split() for line in _sh(clone, "dvc", "metrics", "show").splitlines() if line.strip()]
+    assert rows[0][0] == "Path" and {"test_acc", "last15", "f1", "seeds"} <= set(rows[0])  # ci95: null at 1 seed
+    assert sorted(r[0] for r in rows[1:]) == [f"results/tiny/metrics/{e}.json" for e in ("c10-random", "c10-single")]
+    assert "index.html" in _sh(clone, "dvc", "plots", "show")
+    assert "c10-random" in (clone / "dvc_plots" / "index.html").read_text()
+    assert _sh(clone, "git", "status", "--porcelain") == ""  # dvc_plots/ ignored, nothing rewritten
 
     # scale-out on DVC's own queue: two train stages as queued experiments, two workers
     override = "profiles.tiny.settings.epochs=2"
@@ -480,10 +493,15 @@ def test_dvc_repro_end_to_end_then_nothing_to_do_then_queue(tiny_project):
             break
         time.sleep(3)
     assert status.count("Success") == 2, status
-    # the workspace run picks both results up from DVC's run cache instead of training again
-    final = _sh(proj, "dvc", "exp", "run", "-S", override)
-    for stage in ("train@c10-single", "train@c10-random"):
-        assert f"Stage '{stage}' is cached - skipping run" in final
+    # each queued copy committed its runs to its experiment's ref: bring them in, and the workspace run
+    # keeps them (same code and config) instead of training again (README: Scale-out)
+    for ref in _sh(proj, "git", "for-each-ref", "refs/exps", "--format=%(refname)").split():
+        changed = _sh(proj, "git", "diff", "--name-only", "HEAD", ref, "--", "runs/").split()
+        _sh(proj, "git", "checkout", ref, "--", *changed)
+    kept = {exp: (proj / "runs/tiny" / exp / "s0/history.csv").read_text() for exp in ("c10-single", "c10-random")}
+    _sh(proj, "dvc", "exp", "run", "-S", override)
+    for exp, history in kept.items():
+        assert (proj / "runs/tiny" / exp / "s0/history.csv").read_text() == history
     runs = pd.read_csv(proj / "results" / "tiny" / "runs.csv")
     assert set(runs.experiment) == {"c10-single", "c10-random"}
     for exp in ("c10-single", "c10-random"):  # trained in queued copies: data found, a GPU slot taken
