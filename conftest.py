@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parent
 def shared_data_root() -> Path:
     root = Path(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))
     if not (root / "subsets" / "cifar10.npz").is_file():
-        pytest.skip(f"offline CIFAR subsets not found under {root}; set RLAUX_DATA")
+        pytest.skip(
+            f"offline CIFAR subsets not found under {root}; set RLAUX_DATA, or build them: rlaux subsets --root DIR"
+        )
     return root
 
 

@@ -1,5 +1,5 @@
-"""`rlaux train | evaluate`: flags are generated from the typed config, so the CLI,
-YAML files and params.yaml cannot drift apart."""
+"""`rlaux train | evaluate | experiment | data | subsets | collect | figures | tables`: `train`'s flags
+are generated from the typed config, so the CLI, YAML files and params.yaml cannot drift apart."""
 
 from __future__ import annotations
 
@@ -144,6 +144,13 @@ def _data(args: argparse.Namespace) -> None:
     data_manifest(params, args.out)
 
 
+def _subsets(args: argparse.Namespace) -> None:
+    from rlaux.subsets import build_subsets
+
+    for path in build_subsets(args.root, download=args.download):
+        print(f"wrote {path}")
+
+
 def _collect(args: argparse.Namespace) -> None:
     from rlaux.report.collect import collect
 
@@ -240,6 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write each experiment's plan (its runs' resolved configs), one file per train stage",
     )
     da.set_defaults(func=_data)
+    su = sub.add_parser(
+        "subsets",
+        help="build the offline subsets (ROOT/subsets/cifar10.npz, cifar100.npz) from the official CIFAR files",
+        description="Build ROOT/subsets/cifar10.npz (class-balanced, 1,000 train and 200 test images per class, "
+        "seed 0) and cifar100.npz (the first 1,117 train and 916 test images, fine and coarse labels) from the "
+        "torchvision CIFAR folders under ROOT: what the tests and the smoke and study profiles read.",
+    )
+    su.add_argument("--root", type=Path, required=True, help="the data root: holds (or receives) cifar-10-batches-py/")
+    su.add_argument("--download", action="store_true", help="download CIFAR-10 and CIFAR-100 into ROOT first")
+    su.set_defaults(func=_subsets)
     co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")
     co.add_argument("--params", **params_flag)
     co.add_argument("--results", type=Path, default=Path("results"))

@@ -38,7 +38,4 @@ fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
 python -m pip install -q -e '.[dev]'
-# The offline CIFAR data beside the project, unless the user points elsewhere.
-if [ -z "${RLAUX_DATA:-}" ] && [ -d ../shared/data ]; then
-  export RLAUX_DATA="$(cd ../shared/data && pwd)"
-fi
+source scripts/data.sh
