@@ -48,23 +48,19 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     assert params.run_config("c10-rl", 3) is None  # the paper profile keeps 3 seeds
 
 
-def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
+def test_study_profile_is_cifar10_and_the_cifar100_slice_with_five_seeds_and_the_controls():
     params = load_params(REPO / "params.yaml")
     params.profile = "study"
     assert params.seeds() == [0, 1, 2, 3, 4]
     active = {exp for exp, _, _ in params.active_runs()}
-    assert active == {
-        "c10-single",
-        "c10-random",
-        "c10-random-lam8",
-        "c10-maxl",
-        "c10-wa-maxl",
-        "c10-rl",
-        "c10-wa-rl",
-        "c10-rl-placebo",
-        "c10-single-scale9",
-    }
-    assert all(params.run_config(e, 0).rl.n_epochs == 10 for e in ("c10-rl", "c10-wa-rl", "c10-rl-placebo"))
+    c10 = {"single", "random", "random-lam8", "maxl", "wa-maxl", "rl", "wa-rl", "rl-placebo", "single-scale9"}
+    c100 = {"single", "human", "random", "maxl", "rl", "rl-placebo"}
+    assert active == {f"c10-{e}" for e in c10} | {f"c100-{e}" for e in c100}
+    rl = ("c10-rl", "c10-wa-rl", "c10-rl-placebo", "c100-rl", "c100-rl-placebo")
+    assert all(params.run_config(e, 0).rl.n_epochs == 10 for e in rl)
+    slice_ = params.run_config("c100-human", 3)
+    assert (slice_.train_size, slice_.test_size, slice_.epochs, slice_.width) == (1111, None, 40, 0.125)
+    assert params.run_config("c100-rl-placebo", 0).rl.placebo
     assert params.run_config("c10-rl-placebo", 0).rl.placebo and not params.run_config("c10-rl", 0).rl.placebo
     assert (
         params.run_config("c10-single-scale9", 0).primary_loss_scale == 1 + params.run_config("c10-random-lam8", 0).lam
@@ -79,7 +75,7 @@ def test_study_profile_is_cifar10_with_five_seeds_and_the_controls():
         cfg.focal_gamma,
     ) == ("cifar10", "random", 8.0, 0.01, 100, 2.0)
     assert str(cfg.out) == "runs/study/c10-random-lam8/s4"
-    assert params.run_config("c10-rl-asrun", 0) is None and params.run_config("c100-rl", 0) is None
+    assert params.run_config("c10-rl-asrun", 0) is None and params.run_config("c100-wa-rl", 0) is None
     # as-run = every erratum that can act on a CIFAR-10 RL-AUX run: all but K = B broadcasting,
     # the WA-RL weight scale, the WA-MAXL broadcast and the reset-ablation replay
     from rlaux.config import Errata
@@ -123,9 +119,9 @@ def test_plans_hold_only_the_active_profiles_resolved_config(tmp_path):
     assert [run["seed"] for run in plan["runs"]] == [0, 1, 2, 3, 4]
     config = plan["runs"][4]["config"]
     assert config["width"] == 0.125 and config["seed"] == 4 and "data_root" not in config
-    assert json.loads((tmp_path / "c100-rl.json").read_text())["runs"] == []  # inactive in the study
+    assert json.loads((tmp_path / "c100-wa-rl.json").read_text())["runs"] == []  # inactive in the study
     params.profiles["smoke"].settings["width"] = 0.5  # another profile's edit leaves every plan as it was
-    params.experiments["c100-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
+    params.experiments["c100-wa-rl"]["lam"] = 3.0  # so does an edit of an experiment outside the profile
     params.profiles["study"].settings["queue"] = {"gpus": 8, "runs_per_gpu": 4}  # and where the runs queue
     write_plans(params, tmp_path)
     assert {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in paths} == before  # not even rewritten

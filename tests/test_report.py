@@ -147,6 +147,26 @@ def test_report_gives_the_answer_first():
     assert "the policy moved (" in answer and "its reward carried signal" in answer
 
 
+def test_answer_covers_each_dataset_and_calls_a_slice_a_slice():
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    c10 = _synthetic_runs()
+    c100 = c10.assign(
+        experiment=c10.experiment.str.replace("c10-", "c100-"),
+        dataset="cifar100-20",
+        test_acc_best_val=c10.test_acc_best_val - 30 + c10.experiment.eq("c10-rl") * -5.0,  # RL-AUX falls back
+    )
+    answer = render(params, pd.concat([c10, c100], ignore_index=True), paper, REPO, REPO).splitlines()[2]
+    assert answer.startswith("**The answer** at this scale (validation-selected test accuracy")
+    on_c10 = answer.index("On CIFAR-10: 10,000 training images, VGG16 width 0.125, 6 epochs, 5 seeds: of the 3 claims")
+    on_c100 = answer.index(
+        "On CIFAR-100-20: a 1,111-image slice (the paper trains on 50,000), VGG16 width 0.125, 40 epochs, 5 seeds: "
+    )
+    assert max(on_c10, on_c100) < answer.index("logged no agent diagnostics")  # the answers, then why
+    assert "reversed (95% interval wholly below zero): “RL-AUX beats single-task learning” (-4.80 pp)" in answer
+
+
 def tiny_project(tmp_path, monkeypatch) -> dict:
     """A params.yaml with one seed of c10-single and c10-rl in `tmp_path` (the working directory); returns
     the metrics.json content a finished 2-epoch run would have."""

@@ -33,6 +33,8 @@ from rlaux.report.tables import (
 LABEL_METHODS = ("maxl", "wa-maxl", "rl", "wa-rl")
 RL_METHODS = ("rl", "wa-rl")
 DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100-20": "CIFAR-100-20", "svhn": "SVHN"}
+FULL_TRAIN = {"cifar10": 50_000, "cifar100-20": 50_000, "svhn": 73_257}
+"""The official training sets: a run on a tenth of one or less is called a slice in the report's answer."""
 UNMOVED_NATS = 0.01
 """The policy 'did not move' when its entropy is within this of ln ψ and its KL from the initial policy below it."""
 SIGNAL_SHARE = 0.1
@@ -65,13 +67,20 @@ def metric_names(runs: pd.DataFrame, params: Params) -> dict[str, str]:
     return {"test_acc_last15": last15_name(epochs), HEADLINE_METRIC: "best-validation epoch"}
 
 
-def _scale(params: Params, runs: pd.DataFrame) -> str:
-    """'CIFAR-10: 10,000 training images, VGG16 width 0.125, 6 epochs, 5 seeds' for each dataset with runs."""
+def _scale(params: Params, runs: pd.DataFrame) -> dict[str, str]:
+    """Per dataset with runs: 'CIFAR-10: 10,000 training images, VGG16 width 0.125, 6 epochs, 5 seeds'; a
+    subset says how small it is next to the paper's training set."""
     present = set(runs.experiment) if len(runs) else set()
     parts = {}
     for exp, cfg in _configs(params).items():
         if exp in present and cfg.dataset not in parts:
-            images = f"{cfg.train_size:,} training images" if cfg.train_size else "the full training set"
+            full = FULL_TRAIN.get(cfg.dataset)
+            if not cfg.train_size:
+                images = "the full training set"
+            elif full and cfg.train_size <= full / 10:
+                images = f"a {cfg.train_size:,}-image slice (the paper trains on {full:,})"
+            else:
+                images = f"{cfg.train_size:,} training images"
             seeds = (
                 int(runs[runs.dataset == cfg.dataset].groupby("experiment").size().max()) if "dataset" in runs else 0
             )
@@ -79,11 +88,7 @@ def _scale(params: Params, runs: pd.DataFrame) -> str:
                 f"{DATASET_NAMES.get(cfg.dataset, cfg.dataset)}: {images}, VGG16 width {cfg.width:g}, "
                 f"{cfg.epochs} epochs, {seeds or len(params.seeds())} seeds"
             )
-    return "; ".join(parts.values())
-
-
-def _claim_name(r, with_dataset: bool) -> str:
-    return f"{r.claim} on {DATASET_NAMES.get(r.dataset, r.dataset)}" if with_dataset else r.claim
+    return parts
 
 
 def _list(items: list[str]) -> str:
@@ -140,27 +145,46 @@ def _agent_words(a) -> str:
 
 
 def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
-    """The answer in three sentences, from the data: what holds, what does not (and how), and why."""
+    """The answer first, from the data, for each dataset: what holds, what does not (and how); then why."""
     tested = cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)]
     if tested.empty:
         return "**The answer:** no claim of the paper has runs in this profile yet.\n"
+    test = "validation-selected test accuracy, one-sided paired t-test at p < 0.05"
+    scale = _scale(params, runs)
+    groups = list(tested.groupby("dataset", sort=False))
+    if len(groups) == 1:
+        ((dataset, rows),) = groups
+        lead = f"**The answer** at this scale ({scale.get(dataset, '')}; {test}): {_verdicts(rows)}"
+    else:
+        lead = f"**The answer** at this scale ({test}). " + " ".join(
+            f"On {scale.get(d, DATASET_NAMES.get(d, d))}: {_verdicts(rows)}" for d, rows in groups
+        )
+    agents = agent_summary(runs, params)
+    if len(agents):
+        clauses = "; ".join(f"in {a.experiment} {_agent_words(a)}" for a in agents.itertuples())
+        why = f"As for why, the agent diagnostics show that {clauses}."
+    elif "method" in runs and runs.method.isin(RL_METHODS).any():
+        why = (
+            "These runs logged no agent diagnostics (runs.csv has no policy entropy for the RL runs), so this "
+            "report cannot say why."
+        )
+    else:
+        why = "No RL-AUX run is in this profile, so there is no agent to diagnose."
+    return f"{lead} {why}\n"
+
+
+def _verdicts(tested: pd.DataFrame) -> str:
+    """'of the 7 claims tested, none holds. Of the 7 that do not hold, 1 is reversed ...; 6 are inconclusive ...'"""
     kind = tested.verdict.str.split().str[0]
-    multi = tested.dataset.nunique() > 1
     held, rev, inc = (tested[kind == k] for k in ("holds", "reversed", "inconclusive"))
 
     def named(rows: pd.DataFrame) -> str:
-        return _list(
-            [f"“{_claim_name(r, multi)}” ({_num(r.mean_difference, signed=True)} pp)" for r in rows.itertuples()]
-        )
+        return _list([f"“{r.claim}” ({_num(r.mean_difference, signed=True)} pp)" for r in rows.itertuples()])
 
     def count(n: int, one: str, many: str) -> str:
         return f"{n} {one if n == 1 else many}"
 
     holds = f"{count(len(held), 'holds', 'hold')}: {named(held)}" if len(held) else "none holds"
-    first = (
-        f"**The answer** at this scale ({_scale(params, runs)}; validation-selected test accuracy, one-sided "
-        f"paired t-test at p < 0.05): of the {len(tested)} claims tested, {holds}."
-    )
     parts = []
     if len(rev):
         parts.append(f"{count(len(rev), 'is', 'are')} reversed (95% interval wholly below zero): {named(rev)}")
@@ -174,19 +198,8 @@ def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
         )
         parts.append(f"{count(len(inc), 'is', 'are')} inconclusive, the data telling neither way{power}")
     failed = count(len(rev) + len(inc), "that does", "that do")
-    second = f"Of the {failed} not hold, {'; '.join(parts)}." if parts else "Every claim tested holds."
-    agents = agent_summary(runs, params)
-    if len(agents):
-        clauses = "; ".join(f"in {a.experiment} {_agent_words(a)}" for a in agents.itertuples())
-        third = f"As for why, the agent diagnostics show that {clauses}."
-    elif "method" in runs and runs.method.isin(RL_METHODS).any():
-        third = (
-            "These runs logged no agent diagnostics (runs.csv has no policy entropy for the RL runs), so this "
-            "report cannot say why."
-        )
-    else:
-        third = "No RL-AUX run is in this profile, so there is no agent to diagnose."
-    return f"{first} {second} {third}\n"
+    rest = f"Of the {failed} not hold, {'; '.join(parts)}." if parts else "Every claim tested holds."
+    return f"of the {len(tested)} claims tested, {holds}. {rest}"
 
 
 def settings_section(params: Params) -> str:

@@ -83,6 +83,7 @@ _TEMPLATES = [
     ("MAXL beats single-task learning", "{p}-maxl", "{p}-single", 0.0, ALL),
     ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "{p}-rl", "{p}-maxl", 0.5, ALL),
     ("RL-AUX beats the human auxiliary task", "{p}-rl", "{p}-human", 0.0, ("cifar100-20",)),
+    ("Human labels beat single-task learning", "{p}-human", "{p}-single", 0.0, ("cifar100-20",)),  # the premise
     ("RL-AUX beats fixed random in-block labels", "{p}-rl", "{p}-random", 0.0, C100_C10),
     ("RL-AUX beats its placebo", "{p}-rl", "{p}-rl-placebo", 0.0, C100_C10),  # reward independent of the actions
     ("WA-RL beats RL-AUX", "{p}-wa-rl", "{p}-rl", 0.0, C100_C10),
