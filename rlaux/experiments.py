@@ -17,6 +17,7 @@ profile (or another experiment) never invalidates a trained run of another.
 
 from __future__ import annotations
 
+import ast
 import datetime
 import hashlib
 import json
@@ -250,14 +251,27 @@ def run_experiment(
 
 
 def code_version() -> str:
-    """A hash of TRAINING_CODE's Python files (as installed), so a stage can tell its own runs from stale ones."""
+    """A hash of what TRAINING_CODE's Python files (as installed) execute, so a stage can tell its own runs
+    from stale ones: their syntax trees without docstrings, so a comment, a docstring or reformatting
+    never retrains a study (DVC still re-runs the stage, which then keeps its runs)."""
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
     for rel in TRAINING_CODE:
         path = root / rel
         for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+            code = ast.dump(_without_docstrings(ast.parse(file.read_bytes())))
+            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + code.encode() + b"\0")
     return digest.hexdigest()[:16]
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """Drop every bare string statement (module, class, function and attribute docstrings)."""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+            node.body = kept or [ast.Pass()]
+    return tree
 
 
 def _train_run(cfg: TrainConfig, slot: str | None) -> dict:

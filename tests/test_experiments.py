@@ -64,17 +64,23 @@ def test_an_inactive_experiment_records_only_that(tiny):
 
 
 def test_code_version_follows_every_training_file(tmp_path, monkeypatch):
-    """A change anywhere in TRAINING_CODE (here: a method file) changes the version; a change elsewhere does not."""
+    """A change of code anywhere in TRAINING_CODE (here: a method file) changes the version; a change elsewhere,
+    or of docstrings, comments and layout, does not."""
     root = tmp_path / "site"
     for rel in (*TRAINING_CODE, "rlaux/report/readme.py"):
         path = root / rel / "x.py" if not rel.endswith(".py") else root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("# v1\n")
     monkeypatch.setattr(experiments, "__file__", str(root / "rlaux" / "experiments.py"))
+    (root / "rlaux/methods/x.py").write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
     base = experiments.code_version()
-    (root / "rlaux/report/readme.py").write_text("# v2\n")
+    (root / "rlaux/report/readme.py").write_text("x = 2\n")
     assert experiments.code_version() == base
-    (root / "rlaux/methods/x.py").write_text("# v2\n")
+    (root / "rlaux/methods/x.py").write_text(
+        '"""Other doc."""\n# a comment\ndef f(x):  # same code\n    return (x + 1)\n'
+    )
+    assert experiments.code_version() == base  # docstrings, comments and layout do not count
+    (root / "rlaux/methods/x.py").write_text("def f(x):\n    return x + 2\n")
     assert experiments.code_version() != base
 
 
