@@ -114,7 +114,7 @@ def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, met
         "method": method.state_dict(),
         "rng": {
             "torch": torch.get_rng_state(),
-            # the run's own GPU only: a resumed run may land on another GPU (another slot) and
+            # the run's own GPU only: a resumed run may land on another GPU (another Ray node) and
             # must continue the same stream there
             "cuda": torch.cuda.get_rng_state(trainer.device) if trainer.device.type == "cuda" else None,
             "numpy": np.random.get_state(),

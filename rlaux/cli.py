@@ -1,4 +1,4 @@
-"""`rlaux train | evaluate | experiment | data | subsets | collect | figures | tables`: `train`'s flags
+"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | figures | tables`: `train`'s flags
 are generated from the typed config, so the CLI, YAML files and params.yaml cannot drift apart."""
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     from rlaux.experiments import run_experiment
 
-    print(json.dumps(run_experiment(args.experiment, args.params, args.plan, args.seed), indent=2))
+    print(json.dumps(run_experiment(args.experiment, args.params, args.plan, args.seed, args.profile), indent=2))
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -142,6 +142,14 @@ def _data(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     write_plans(params, args.plan)
     data_manifest(params, args.out)
+
+
+def _dispatch(args: argparse.Namespace) -> None:
+    from rlaux.dispatch import dispatch
+
+    only = [e.strip() for e in args.only.split(",") if e.strip()] if args.only else None
+    records = dispatch(args.params, args.profile, only, args.address, args.cpus_per_run, args.runs_per_gpu, args.gpus)
+    print(f"{len(records)} runs finished; `dvc repro` adopts them (each train stage keeps its finished runs)")
 
 
 def _subsets(args: argparse.Namespace) -> None:
@@ -229,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("experiment")
     ex.add_argument("--seed", type=int, default=None, help="train this seed only (default: every seed of the profile)")
+    ex.add_argument("--profile", default=None, help="the profile to train (default: params.yaml's `profile`)")
     ex.add_argument("--params", **params_flag)
     ex.add_argument(
         "--plan",
@@ -237,6 +246,27 @@ def build_parser() -> argparse.ArgumentParser:
         help="the experiment's plan file (its DVC dependency); refuse to train if params.yaml no longer matches it",
     )
     ex.set_defaults(func=_experiment)
+    di = sub.add_parser(
+        "dispatch",
+        help="train every run of a profile in parallel as Ray tasks (this machine or a cluster); dvc repro adopts them",
+        description="Every (experiment, seed) of the profile as a Ray task that trains into "
+        "runs/<profile>/<experiment>/s<seed> of this workspace (on a cluster: storage every node shares). "
+        "A run lost with its node is retried and resumes from its checkpoint; `dvc repro` afterwards trains "
+        "nothing again. Needs Ray: pip install 'rlaux[cluster]'.",
+    )
+    di.add_argument("--params", **params_flag)
+    di.add_argument("--profile", default=None, help="the profile to run (default: params.yaml's `profile`)")
+    di.add_argument("--only", default=None, help="comma-separated experiment ids (default: all the profile runs)")
+    di.add_argument("--address", default=None, help="a running Ray cluster (default: $RAY_ADDRESS, else Ray here)")
+    di.add_argument("--cpus-per-run", type=int, default=1, help="CPUs (and torch threads) per run (default: 1)")
+    di.add_argument(
+        "--runs-per-gpu",
+        type=int,
+        default=None,
+        help="runs sharing one GPU (default: the profile's queue.runs_per_gpu)",
+    )
+    di.add_argument("--gpus", type=int, default=None, help="GPUs a Ray started here declares (default: detected)")
+    di.set_defaults(func=_dispatch)
     da = sub.add_parser("data", help="check (and download) the active profile's datasets; write a manifest")
     da.add_argument("--params", **params_flag)
     da.add_argument("--out", type=Path, default=Path("results/data.json"))

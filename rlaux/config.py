@@ -116,12 +116,12 @@ class RLConfig(_Strict):
 
 
 class QueueConfig(_Strict):
-    """Where queued runs train: one GPU slot per run, taken before CUDA starts (rlaux.devices)."""
+    """How `rlaux dispatch` places runs on GPUs (Ray sets each run's CUDA_VISIBLE_DEVICES); never changes a run."""
 
     gpus: int = Field(0, ge=0)
-    """GPUs to spread runs over (0: no slots; the run uses `device` as is)."""
+    """GPUs a Ray that `rlaux dispatch` starts on this machine declares (0: the GPUs Ray detects)."""
     runs_per_gpu: int = Field(1, gt=0)
-    """Runs that share one GPU at a time."""
+    """Runs that share one GPU at a time (each asks Ray for 1/runs_per_gpu of a GPU)."""
 
 
 RL_METHODS, MAXL_METHODS = ("rl", "wa-rl"), ("maxl", "wa-maxl")
@@ -187,7 +187,8 @@ class TrainConfig(_Strict):
     """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
     off, so a paper run can never train on a subset by accident)."""
     device: DeviceName = "auto"
-    """auto (CUDA when present), cpu or cuda; with queue.gpus, the run's GPU slot decides which GPU."""
+    """auto (CUDA when present), cpu or cuda (refused with one line where CUDA is not usable); the first
+    GPU the run can see (`rlaux dispatch`: the one Ray gave it)."""
     precision: Literal["fp32", "bf16"] = "fp32"
     """Main network's forward passes in fp32 (faithful) or bf16 autocast (faster on a GPU; numbers
     change slightly). MAXL's meta step and the agent stay in fp32."""

@@ -21,8 +21,10 @@ import ast
 import datetime
 import hashlib
 import json
+import os
 import platform
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -181,8 +183,9 @@ def write_plans(params: Params, plan_dir: Path = PLANS) -> list[Path]:
     return paths
 
 
-def machine(device: str = "cpu") -> dict[str, str]:
-    """Where a run trained: CPU and GPU model, torch and python versions, and when it finished."""
+def machine(device: str = "cpu") -> dict[str, Any]:
+    """Where a run trained: node, CPU and GPU model, torch threads, the GPUs it could see, the Ray node
+    (under `rlaux dispatch`), torch and python versions, and when it finished."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -194,8 +197,14 @@ def machine(device: str = "cpu") -> dict[str, str]:
     import torch
 
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
+    ray = sys.modules.get("ray")
+    in_ray = ray is not None and ray.is_initialized()
     return {
+        "node": platform.node(),
+        "ray_node": ray.get_runtime_context().get_node_id() if in_ray else "",
         "cpu": cpu,
+        "threads": torch.get_num_threads(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
         "gpu": gpu,
         "torch": torch.__version__,
         "python": platform.python_version(),
@@ -204,7 +213,11 @@ def machine(device: str = "cpu") -> dict[str, str]:
 
 
 def run_experiment(
-    exp_id: str, params_path: Path = PARAMS, plan_file: Path | None = None, seed: int | None = None
+    exp_id: str,
+    params_path: Path = PARAMS,
+    plan_file: Path | None = None,
+    seed: int | None = None,
+    profile: str | None = None,
 ) -> dict[int, dict]:
     """Train an experiment's runs, one seed after another, into runs/<profile>/<id>/s<seed>.
 
@@ -216,9 +229,13 @@ def run_experiment(
     are seed directories the plan no longer holds. A damaged checkpoint, one of another rlaux
     version or an incomplete run directory is not: like `rlaux train --resume`, it stops with a
     `CheckpointError` and leaves the directory as it was. `seed` trains that run only (for
-    spreading one experiment over several workers by hand).
+    spreading one experiment over several workers: `rlaux dispatch`). `profile` overrides params.yaml's.
     """
     params = load_params(params_path)
+    if profile is not None:
+        if profile not in params.profiles:
+            raise ConfigError(f"profile {profile!r} unknown in {params_path}; allowed: {', '.join(params.profiles)}")
+        params.profile = profile
     if exp_id not in params.experiments:
         raise ConfigError(f"unknown experiment {exp_id!r} in {params_path}; known: {', '.join(params.experiments)}")
     if plan_file is not None:
@@ -244,10 +261,7 @@ def run_experiment(
         reason = "not in this profile's datasets, seeds or `only`"
         write_json(out / "inactive.json", {"active": False, "profile": params.profile, "reason": reason})
         return {}
-    from rlaux.devices import gpu_slot
-
-    with gpu_slot(next(iter(runs.values())).queue) as slot:  # one slot for the process: CUDA starts once
-        return {s: _train_run(cfg, slot) for s, cfg in runs.items()}
+    return {s: _train_run(cfg) for s, cfg in runs.items()}
 
 
 def code_version() -> str:
@@ -274,7 +288,7 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     return tree
 
 
-def _train_run(cfg: TrainConfig, slot: str | None) -> dict:
+def _train_run(cfg: TrainConfig) -> dict:
     """Train (or resume, or keep) one run; a run of another config or other code in its directory is stale and goes.
 
     Run directories persist across DVC reruns (`persist: true`: a killed stage resumes its runs,
@@ -292,12 +306,12 @@ def _train_run(cfg: TrainConfig, slot: str | None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / CODE_FILE, code)
     try:
-        metrics = train(cfg, resume=True, gpu_slot=slot)
+        metrics = train(cfg, resume=True)
     except CheckpointMismatch:
         shutil.rmtree(out)
         out.mkdir(parents=True)
         write_json(out / CODE_FILE, code)
-        metrics = train(cfg, gpu_slot=slot)
+        metrics = train(cfg)
     return metrics
 
 

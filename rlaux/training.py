@@ -40,8 +40,8 @@ STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
 
 
 def resolve_device(name: str) -> torch.device:
-    """auto: CUDA when present. The first visible GPU: queued runs choose theirs with a GPU slot
-    (`rlaux.devices.gpu_slot`), which sets CUDA_VISIBLE_DEVICES before CUDA starts."""
+    """auto: CUDA when present. The first visible GPU: a dispatched run's is the one Ray gave it
+    (`rlaux.dispatch`, which sets CUDA_VISIBLE_DEVICES before CUDA starts)."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but CUDA is not available here; use --device cpu or auto")
     if name == "cpu" or not torch.cuda.is_available():

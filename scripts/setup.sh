@@ -37,5 +37,5 @@ if [ ! -x .venv/bin/python ]; then
 fi
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-python -m pip install -q -e '.[dev]'
+python -m pip install -q -e '.[dev,cluster]'
 source scripts/data.sh

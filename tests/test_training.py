@@ -66,7 +66,7 @@ def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_
         "timing.json",
     ]
     machine = json.loads((cfg.out / "machine.json").read_text())  # where it trained, as `rlaux experiment` records it
-    assert machine["python"].count(".") == 2 and machine["torch"] == torch.__version__ and machine["gpu_slot"] is None
+    assert machine["python"].count(".") == 2 and machine["torch"] == torch.__version__ and machine["threads"] >= 1
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run must not train again")
@@ -192,11 +192,20 @@ def test_experiment_keeps_its_finished_run_and_replaces_a_stale_one(data_root, t
     run = tmp_path / "runs" / "tiny" / "c10-single" / "s0"
     main(["experiment", "c10-single"])
     first = {p.name: p.read_bytes() for p in run.iterdir()}
-    assert set(first) == {"best.pt", "config.json", "history.csv", "machine.json", "metrics.json", "timing.json"}
+    assert set(first) == {
+        "best.pt",
+        "code.json",
+        "config.json",
+        "history.csv",
+        "machine.json",
+        "metrics.json",
+        "timing.json",
+    }
     main(["experiment", "c10-single"])
     assert {p.name: p.read_bytes() for p in run.iterdir()} == first
     params["experiments"]["c10-single"]["lr"] = 0.05
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     main(["experiment", "c10-single"])
     assert json.loads((run / "metrics.json").read_text())["config"]["lr"] == 0.05
-    assert json.loads((run / "machine.json").read_text())["gpu_slot"] is None
+    machine = json.loads((run / "machine.json").read_text())  # where it ran: node, CPU or GPU, threads
+    assert machine["node"] and machine["threads"] == torch.get_num_threads() and machine["ray_node"] == ""

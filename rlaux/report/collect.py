@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,12 +50,13 @@ def data_manifest(params: Params, out: Path) -> dict:
     import torch
 
     from rlaux.data import load_splits
+    from rlaux.devices import workspace_path
 
     manifest: dict = {"profile": params.profile}
     for _exp_id, seed, cfg in params.active_runs():
         if cfg.dataset in manifest or seed != params.seeds()[0]:
             continue
-        s = load_splits(cfg)
+        s = load_splits(cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)}))  # a queued copy: ./data
         manifest[cfg.dataset] = {
             name: {"images": len(split), "per_class": torch.bincount(split.y).tolist()}
             for name, split in (("train", s.train), ("val", s.val), ("test", s.test))
@@ -145,16 +147,18 @@ def _syncs_per_epoch(run: Path) -> float:
     return float(json.loads(timing.read_text()).get("syncs_per_epoch", math.nan)) if timing.is_file() else math.nan
 
 
-def _machine(run: Path) -> dict[str, str]:
-    """Where the run trained (machine.json, written by `rlaux experiment`): one readable string and a date."""
+def _machine(run: Path) -> dict[str, Any]:
+    """Where the run trained (machine.json): node, GPU or CPU, torch threads, one readable string and a date."""
     path = run / "machine.json"
     if not path.is_file():
-        return {"machine": "", "finished": ""}
+        return {"node": "", "on": "", "threads": math.nan, "machine": "", "finished": ""}
     m = json.loads(path.read_text())
+    on = f"GPU {m['cuda_visible_devices'] or 0}" if m.get("gpu") else "CPU"
+    where = {"node": m.get("node", ""), "on": on, "threads": m.get("threads", math.nan)}
     parts = [
         m.get("cpu", ""),
         f"GPU {m['gpu']}" if m.get("gpu") else "no GPU",
         f"torch {m.get('torch', '?')}",
         f"python {m.get('python', '?')}",
     ]
-    return {"machine": "; ".join(parts), "finished": m.get("finished", "")}
+    return where | {"machine": "; ".join(parts), "finished": m.get("finished", "")}
