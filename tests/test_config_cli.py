@@ -99,6 +99,21 @@ def test_missing_data_fails_before_writing(tmp_path, capsys):
     assert "svhn" in capsys.readouterr().err and not out.exists()
 
 
+def test_cuda_where_there_is_none_fails_in_one_line_before_any_data(tmp_path, capsys):
+    """The paper profile asks for `cuda`: a machine without a usable GPU must say so, not train on the CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is usable here")
+    out = tmp_path / "run"
+    argv = ["train", "--device", "cuda", "--data-root", str(tmp_path / "nowhere"), "--download", "false"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1  # one line, and not the missing data's error
+    assert "device 'cuda' requested but CUDA is not available here" in err and not out.exists()
+
+
 def test_train_help_explains_every_key_in_groups(capsys):
     from pydantic import BaseModel
 

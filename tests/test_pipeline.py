@@ -45,6 +45,7 @@ def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
     paper = params.run_config("svhn-wa-rl", 2)
     assert (paper.epochs, paper.width, paper.dataset) == (125, 1.0, "svhn")
     assert params.run_config("c100-rl", 0).epochs == 200 and params.run_config("c10-rl", 0).epochs == 80
+    assert {cfg.device for _, _, cfg in params.active_runs()} == {"cuda"}  # never a silent CPU fallback
     assert params.run_config("c10-rl", 3) is None  # the paper profile keeps 3 seeds
 
 
