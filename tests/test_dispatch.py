@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import tempfile
 import threading
@@ -60,6 +63,19 @@ def sequential(ws: Path, exp: str, seed: int, monkeypatch) -> dict:
         torch.set_num_threads(threads)
 
 
+def freeze_workers(node) -> list[int]:
+    """SIGSTOP every process the node's raylet started (its workers): the node hangs as a lost machine does."""
+    import psutil
+    from ray._private import ray_constants
+
+    raylet = psutil.Process(node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid)
+    workers = [process.pid for process in raylet.children(recursive=True)]
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGSTOP)
+    return workers
+
+
 @pytest.fixture
 def cluster():
     """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes."""
@@ -108,8 +124,12 @@ def test_a_run_lost_with_its_node_resumes_on_another_and_ends_the_same(tmp_path,
     while not checkpoint.exists() and time.time() < deadline:
         time.sleep(0.05)
     assert checkpoint.exists(), "the run never wrote its first checkpoint"
+    frozen = freeze_workers(first)  # the run cannot finish on the first node while the second one starts
     cluster.add_node(num_cpus=1)
     cluster.remove_node(first)  # the node dies with the run on it
+    for pid in frozen:  # what the dead raylet left behind, stopped
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     worker.join(timeout=600)
     assert len(done) == 1
     history = (ws / "runs/tiny/c10-single/s0/history.csv").read_text().splitlines()
