@@ -5,8 +5,8 @@ task trains one (experiment, seed) with `run_experiment` inside the workspace, s
 `<workspace>/runs/<profile>/<experiment>/s<seed>` (an absolute path: on a cluster, the workspace must
 be on storage every node shares). A task gets `cpus_per_run` CPUs, and torch as many threads; a run
 that may use a GPU (`device` auto or cuda, on a cluster with GPUs) gets 1/runs_per_gpu of one, and
-Ray sets CUDA_VISIBLE_DEVICES before the task starts. Each task runs in a fresh worker process, so
-no CUDA context outlives its run. A run lost with its node is retried by Ray and resumes from its
+Ray sets CUDA_VISIBLE_DEVICES before the task starts. A task with a GPU share runs in a fresh worker
+process, so no CUDA context outlives its run; CPU tasks reuse workers (torch is imported once each). A run lost with its node is retried by Ray and resumes from its
 last checkpoint. Afterwards `dvc repro` adopts the runs: a train stage keeps a finished run of the
 same config and code (`run_experiment`), so nothing trains twice.
 """
@@ -103,12 +103,13 @@ def _run_all(
     from tqdm.auto import tqdm
 
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-    task = ray.remote(max_calls=1)(train_one)  # a fresh worker process per run: no CUDA context outlives it
+    on_gpu = ray.remote(max_calls=1)(train_one)  # a fresh worker process per run: no CUDA context outlives it
+    on_cpu = ray.remote(train_one)  # workers are reused: torch is imported once per worker, not once per run
     pending = []
     for exp_id, seed, cfg in runs:
         share_of_gpu = 1 / (runs_per_gpu or cfg.queue.runs_per_gpu) if has_gpus and cfg.device != "cpu" else 0
-        options = {"num_cpus": cpus, "num_gpus": share_of_gpu, "max_retries": retries}
-        pending.append(task.options(**options).remote(str(workspace), str(params_path), profile, exp_id, seed, cpus))
+        task = (on_gpu if share_of_gpu else on_cpu).options(num_cpus=cpus, num_gpus=share_of_gpu, max_retries=retries)
+        pending.append(task.remote(str(workspace), str(params_path), profile, exp_id, seed, cpus))
     done = []
     with tqdm(total=len(pending), desc=f"dispatch {profile}", unit="run") as bar:
         while pending:

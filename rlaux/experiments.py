@@ -296,11 +296,14 @@ def _train_run(cfg: TrainConfig) -> dict:
     runs trained under another `code_version` or another config.
     """
     from rlaux.devices import workspace_path
-    from rlaux.training import train  # torch: imported only for a run that trains
 
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
     code = {"code_version": code_version()}
+    if (kept := _finished_run(cfg, code)) is not None:
+        return kept
+    from rlaux.training import train  # torch: imported only for a run that trains (or needs checking with torch)
+
     if out.is_dir() and any(out.iterdir()) and _read_json(out / CODE_FILE) != code:
         shutil.rmtree(out)  # trained by other code (or before runs recorded theirs)
     out.mkdir(parents=True, exist_ok=True)
@@ -312,6 +315,28 @@ def _train_run(cfg: TrainConfig) -> dict:
         out.mkdir(parents=True)
         write_json(out / CODE_FILE, code)
         metrics = train(cfg)
+    return metrics
+
+
+def _finished_run(cfg: TrainConfig, code: dict[str, str]) -> dict | None:
+    """The metrics of a run finished in `cfg.out` under this very config and code, read without torch.
+
+    Adopting a dispatched matrix is then a few file reads per train stage instead of a torch import
+    each. Anything short of an exact match (another config, a checkpoint left, a file missing) returns
+    None, and `train(resume=True)` decides, as the one authority on resuming (`checkpoint.finished`).
+    """
+    out = Path(cfg.out)
+    metrics = _read_json(out / "metrics.json")
+    if (
+        not isinstance(metrics, dict)
+        or _read_json(out / CODE_FILE) != code
+        or (out / "checkpoint.pt").exists()  # checkpoint.RUN_FILES: a run still under way
+        or not all((out / name).is_file() for name in ("best.pt", "history.csv", "config.json"))
+    ):
+        return None
+    old, new = metrics.pop("config", None), cfg.snapshot()
+    if not isinstance(old, dict) or any(old.get(k) != new[k] for k in new.keys() - set(MACHINE_LOCAL)):
+        return None
     return metrics
 
 

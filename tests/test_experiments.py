@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,22 @@ def test_a_stage_keeps_its_own_runs_and_retrains_those_of_other_code(tiny, monke
     assert (run / "history.csv").stat().st_mtime_ns != history
     assert json.loads((run / CODE_FILE).read_text()) == {"code_version": "other-code"}
     assert sorted(p.name for p in run.parent.iterdir()) == ["s0"]
+
+
+def test_a_finished_run_is_adopted_without_importing_torch(tiny, one_thread):
+    """Adopting a dispatched matrix costs DVC a few file reads per train stage, not a torch import each."""
+    first = run_experiment("c10-single")[0]
+    adopt = "import json, sys; from rlaux.experiments import run_experiment as r; m = r('c10-single')[0]; "
+    adopt += "print(json.dumps([m, 'torch' in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", adopt], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.splitlines()[-1]) == [first, False]
+    params, code = load_params(), {"code_version": experiments.code_version()}
+    cfg = params.run_config("c10-single", 0)
+    assert experiments._finished_run(cfg, code) == first
+    assert experiments._finished_run(cfg.model_copy(update={"lam": 2.0}), code) is None  # another run
+    assert experiments._finished_run(cfg, {"code_version": "other-code"}) is None
+    Path(cfg.out, "checkpoint.pt").touch()  # a run still under way: torch's checks decide
+    assert experiments._finished_run(cfg, code) is None
 
 
 def test_an_inactive_experiment_records_only_that(tiny):
