@@ -147,6 +147,37 @@ def test_report_gives_the_answer_first():
     assert "the policy moved (" in answer and "its reward carried signal" in answer
 
 
+def test_a_placebo_agent_is_described_as_one_and_set_beside_its_rl_agent():
+    """The placebo's reward ignores its actions: the answer must not say its reward 'carried' a signal."""
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    runs = _synthetic_runs()
+    placebo = runs[runs.experiment == "c10-rl"].assign(experiment="c10-rl-placebo")
+    runs = pd.concat([runs, placebo], ignore_index=True)
+    kl = runs.experiment.map({"c10-rl": 1.37, "c10-rl-placebo": 1.27})
+    diag = {"policy_entropy": 0.3, "policy_max_prob": 0.9, "kl_from_init": kl, "sampled_label_entropy": 0.5}
+    diag |= {"reward_label_share": 0.02, "reward_batch_share": 0.96, "ppo_approx_kl": 0.01}
+    for col, value in diag.items():
+        runs[col] = value if isinstance(value, pd.Series) else runs.method.map({"rl": value})
+    answer = render(params, runs, paper, REPO, REPO).splitlines()[2]
+    assert "in c10-rl the policy moved (" in answer and "in c10-rl-placebo the policy moved (" in answer
+    assert (
+        "c10-rl-placebo the policy moved (entropy 0.300 nats vs ln ψ = 1.609, KL from its initial policy 1.2700"
+        in answer
+    )
+    placebo_words = answer[answer.index("in c10-rl-placebo") :]
+    assert "its reward, by construction, carried no signal about its labels (RL-AUX's reward would have: 2%" in (
+        placebo_words
+    )
+    assert "carried almost no signal" not in placebo_words
+    moved_too = "The placebo agent (c10-rl-placebo), whose reward does not depend on its actions, moved too (KL"
+    assert f"{moved_too} from init 1.27 vs 1.37 nats in c10-rl): a policy that moves is no evidence" in answer
+    still = runs.assign(kl_from_init=runs.kl_from_init.where(runs.experiment != "c10-rl-placebo", 0.001))
+    answer = render(params, still, paper, REPO, REPO).splitlines()[2]
+    assert "(c10-rl-placebo), whose reward does not depend on its actions, did not move (KL from init 0.00" in answer
+
+
 def test_answer_covers_each_dataset_and_calls_a_slice_a_slice():
     params = load_params(REPO / "params.yaml")
     params.profile = "study"

@@ -114,9 +114,16 @@ def agent_summary(runs: pd.DataFrame, params: Params) -> pd.DataFrame:
     cfgs, rows = _configs(params), []
     for exp, g in runs[runs.method.isin(RL_METHODS)].groupby("experiment", sort=False):
         if g.policy_entropy.notna().any():
-            ln_psi = math.log(cfgs[exp].psi if exp in cfgs else 5)
+            cfg = cfgs.get(exp)
             rows.append(
-                {"experiment": exp, "ln_psi": ln_psi} | {c: g[c].mean() if c in g else math.nan for c in _AGENT_COLUMNS}
+                {
+                    "experiment": exp,
+                    "dataset": g.dataset.iloc[0] if "dataset" in g else None,
+                    "method": g.method.iloc[0],
+                    "placebo": bool(cfg and cfg.rl.placebo),
+                    "ln_psi": math.log(cfg.psi if cfg else 5),
+                }
+                | {c: g[c].mean() if c in g else math.nan for c in _AGENT_COLUMNS}
             )
     return pd.DataFrame(rows)
 
@@ -137,11 +144,36 @@ def _agent_words(a) -> str:
         move = f"the policy stayed at its initial, non-uniform distribution ({where})"
     if pd.isna(a.reward_label_share):
         return f"{move}; its reward's signal was not measured"
-    carried = "carried" if a.reward_label_share >= SIGNAL_SHARE else "carried almost no"
-    return (
-        f"{move} and its reward {carried} signal about its labels ({a.reward_label_share:.0%} of the reward "
-        f"variance due to the label set vs {_num(a.reward_batch_share * 100, 0)}% due to the evaluation batch)"
+    shares = (
+        f"{a.reward_label_share:.0%} of the reward variance due to the label set vs "
+        f"{_num(a.reward_batch_share * 100, 0)}% due to the evaluation batch"
     )
+    if a.placebo:  # the probe rewards the policy's labels as RL-AUX does; the placebo's own reward ignores them
+        return f"{move}; its reward, by construction, carried no signal about its labels (RL-AUX's reward would have: {shares})"
+    carried = "carried" if a.reward_label_share >= SIGNAL_SHARE else "carried almost no"
+    return f"{move} and its reward {carried} signal about its labels ({shares})"
+
+
+def _placebo_words(agents: pd.DataFrame) -> str:
+    """Each placebo agent beside its RL-AUX agent: a policy that moves without a reward signal is PPO's own drift."""
+    words = []
+    for p in agents[agents.placebo].itertuples():
+        real = agents[~agents.placebo & (agents.dataset == p.dataset) & (agents.method == p.method)]
+        if real.empty or pd.isna(p.kl_from_init) or pd.isna(real.kl_from_init.iloc[0]):
+            continue
+        r = real.iloc[0]
+        both = f"KL from init {_num(p.kl_from_init, 2)} vs {_num(r.kl_from_init, 2)} nats in {r.experiment}"
+        if p.kl_from_init >= UNMOVED_NATS:
+            words.append(
+                f"The placebo agent ({p.experiment}), whose reward does not depend on its actions, moved too ({both}): a "
+                "policy that moves is no evidence that the reward taught it; the claim “RL-AUX beats its "
+                "placebo” tests whether it did"
+            )
+        else:
+            words.append(
+                f"The placebo agent ({p.experiment}), whose reward does not depend on its actions, did not move ({both})"
+            )
+    return "".join(f" {w}." for w in words)
 
 
 def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
@@ -162,7 +194,7 @@ def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
     agents = agent_summary(runs, params)
     if len(agents):
         clauses = "; ".join(f"in {a.experiment} {_agent_words(a)}" for a in agents.itertuples())
-        why = f"As for why, the agent diagnostics show that {clauses}."
+        why = f"As for why, the agent diagnostics show that {clauses}.{_placebo_words(agents)}"
     elif "method" in runs and runs.method.isin(RL_METHODS).any():
         why = (
             "These runs logged no agent diagnostics (runs.csv has no policy entropy for the RL runs), so this "
