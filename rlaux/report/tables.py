@@ -250,7 +250,8 @@ def run_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.Ser
 
 
 def cost(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean seconds per epoch per experiment, and its ratio to the same dataset's single-task experiment."""
+    """Median over seeds of seconds per epoch per experiment (a run slowed by other work on the machine does not
+    move it), and its ratio to the same dataset's single-task experiment."""
     if runs.empty or "seconds_per_epoch" not in runs:
         return pd.DataFrame(
             columns=[
@@ -267,7 +268,7 @@ def cost(runs: pd.DataFrame) -> pd.DataFrame:
         .agg(
             dataset=("dataset", "first"),
             method=("method", "first"),
-            seconds_per_epoch=("seconds_per_epoch", "mean"),
+            seconds_per_epoch=("seconds_per_epoch", "median"),
             n=("seconds_per_epoch", "size"),
         )
         .reset_index()
