@@ -308,6 +308,11 @@ def test_cost_ratio_to_single_task_of_the_same_dataset():
     # a run slowed by other work on the machine (a test suite beside the study) does not move the median
     slowed = runs.assign(seconds_per_epoch=runs.seconds_per_epoch.where(runs.seed != 1, runs.seconds_per_epoch * 10))
     assert cost(slowed).set_index("experiment").loc["c10-rl", "seconds_per_epoch"] == pytest.approx(26.5)
+    assert "threads" not in table  # not recorded
+    table = cost(runs.assign(threads=runs.seed.map(lambda s: 1.0 if s > 2 else 2.0).where(runs.method == "rl", 2.0)))
+    assert table.set_index("experiment").threads.to_dict() == {
+        e: ("1/2" if "rl" in e else "2") for e in table.experiment
+    }
 
 
 def test_report_has_every_section(tmp_path):

@@ -395,6 +395,11 @@ def cost_section(runs: pd.DataFrame) -> str:
     )
     if table.empty:
         return text + "No timings.\n"
+    if "threads" in table:
+        text += (
+            "threads: the torch threads of the experiment's runs. A run at 1 thread (`rlaux dispatch` trains two at "
+            "once on two cores) takes longer per epoch than one at 2 threads, so compare costs at one thread count.\n\n"
+        )
     table = table.assign(
         seconds_per_epoch=table.seconds_per_epoch.map(_num),
         ratio_to_single=table.ratio_to_single.map(lambda v: _num(v) + "x" if not math.isnan(v) else "–"),

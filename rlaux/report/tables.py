@@ -275,6 +275,11 @@ def cost(runs: pd.DataFrame) -> pd.DataFrame:
     )
     single = df[df.method == "single"].groupby("dataset")["seconds_per_epoch"].first()
     df["ratio_to_single"] = df.seconds_per_epoch / df.dataset.map(single)
+    if "threads" in runs and runs.threads.notna().any():  # a run at 1 thread beside one at 2 is not a method's cost
+        threads = runs.groupby("experiment", sort=False).threads.agg(
+            lambda t: "/".join(f"{v:g}" for v in sorted(t.dropna().unique()))
+        )
+        df.insert(4, "threads", df.experiment.map(threads))
     return df
 
 
