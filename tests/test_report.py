@@ -13,7 +13,7 @@ from test_pipeline import REPO, _synthetic_runs
 
 from rlaux.experiments import load_params
 from rlaux.report.collect import collect
-from rlaux.report.figures import _save, draw_claims
+from rlaux.report.figures import FIGURES, SPLIT_GAP, _save, draw, draw_claims
 from rlaux.report.readme import render
 from rlaux.report.tables import VERDICTS, all_claims, claims, last15_name, run_epochs
 
@@ -98,6 +98,25 @@ def test_claims_forest_plot_is_deterministic(tmp_path):
     assert paths[0].stat().st_size > 10_000 and paths[0].read_bytes() == paths[1].read_bytes()
     empty = _save(draw_claims(runs.iloc[:0], pd.DataFrame(), paper, "study"), tmp_path / "empty.png")
     assert empty.stat().st_size > 1_000  # no claim has runs: still a figure that says so
+
+
+def test_a_figure_breaks_its_axis_when_the_papers_values_are_far_above_ours():
+    """Ours at ~17% beside the paper's ~75% on one axis would hide our 1 pp differences."""
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    fig4 = next(f for f in FIGURES if f.number == 4)
+    c10 = _synthetic_runs()
+    far = c10[c10.experiment == "c10-single"].assign(experiment="c100-single", dataset="cifar100-20")
+    far = pd.concat([far, far.assign(experiment="c100-rl", test_acc_last15=far.test_acc_last15 + 1.0)])
+    far = far.assign(test_acc_last15=far.test_acc_last15 - 33.0)  # 15.5-19.0 %
+    axes = [a for a in draw(fig4, far, pd.DataFrame(), paper, "study").axes if a.get_xticks().size]
+    assert len(axes) == 2
+    top, bottom = sorted(axes, key=lambda a: -a.get_position().y0)
+    theirs = paper.loc[(paper.figure == 4) & paper.experiment.isin(fig4.bars), "value"]
+    assert top.get_ylim()[0] <= theirs.min() and theirs.max() <= top.get_ylim()[1]
+    assert bottom.get_ylim()[0] <= far.test_acc_last15.min() and far.test_acc_last15.max() <= bottom.get_ylim()[1]
+    assert bottom.get_ylim()[1] - bottom.get_ylim()[0] < 10  # ours fill their own panel
+    near = far.assign(test_acc_last15=theirs.min() - SPLIT_GAP / 2)
+    assert len([a for a in draw(fig4, near, pd.DataFrame(), paper, "study").axes if a.get_xticks().size]) == 1
 
 
 def test_last15_is_named_for_what_it_is():

@@ -137,10 +137,15 @@ def _paper_marks(ax, paper: pd.DataFrame, fig: Figure, offsets: dict[str, float]
         ax.plot(x, p.value, "D", color="black", markersize=7, zorder=5, label="paper" if i == 0 else None)
 
 
-def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str) -> None:
+SPLIT_GAP = 15.0
+"""pp between our highest value and the paper's lowest above which the y axis is broken in two: on one axis
+from 17% to 76%, the differences between methods that the claims are about would be lost."""
+
+
+def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str, notes: bool = True) -> None:
     """Mean and 95% t-interval per experiment, seeds beside it: no bar whose height from zero hides a 1 pp gap."""
     df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
-    order = _axis(ax, fig, set(df.experiment))
+    order = _axis(ax, fig, set(df.experiment) if notes else set(fig.bars))
     if len(df):
         sns.pointplot(
             data=df,
@@ -196,6 +201,41 @@ def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
     ax.set_title("test accuracy over epochs (mean, band: ±1 s.e. over seeds)", fontsize=9)
 
 
+def _split_dots(f: plt.Figure, ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str) -> None:
+    """`_dots` on a y axis broken in two when the paper's values lie far above ours: the paper's on top, ours below,
+    each panel spanning its own values, so a 1 pp difference between our methods stays visible."""
+    ours = runs.loc[runs.experiment.isin(fig.bars), "test_acc_last15"]
+    theirs = paper.loc[(paper.figure == fig.number) & paper.experiment.isin(fig.bars), "value"]
+    if ours.empty or theirs.empty or theirs.min() - ours.max() < SPLIT_GAP:
+        _dots(ax, runs, paper, fig, metric_name)
+        return
+    grid = ax.get_subplotspec().subgridspec(2, 1, height_ratios=(1, 2), hspace=0.06)
+    ax.remove()
+    top = f.add_subplot(grid[0])
+    bottom = f.add_subplot(grid[1], sharex=top)
+    _dots(top, runs, paper, fig, metric_name, notes=False)
+    _dots(bottom, runs, paper, fig, metric_name)
+    top.set_ylim(max(0, theirs.min() - 3), min(100, theirs.max() + 3))
+    bottom.set_ylim(max(0, ours.min() - 3), min(100, ours.max() + 3))
+    bottom.get_legend().remove()
+    top.set_ylabel("")
+    bottom.set_ylabel(f"test accuracy (%),\n{metric_name}")  # two lines: the lower panel is short
+    top.spines["bottom"].set_visible(False)
+    bottom.spines["top"].set_visible(False)
+    top.tick_params(axis="x", bottom=False, labelbottom=False)
+    for a, y in ((top, 0), (bottom, 1)):  # the break marks
+        a.plot(
+            [0, 1],
+            [y, y],
+            transform=a.transAxes,
+            marker=[(-1, -0.5), (1, 0.5)],
+            markersize=10,
+            linestyle="none",
+            color="0.3",
+            clip_on=False,
+        )
+
+
 def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str) -> plt.Figure:
     present = runs[runs.experiment.isin(fig.bars)] if len(runs) else runs
     wide = fig.kind == "curves"
@@ -205,7 +245,7 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
         _prf(axes[0][-1], present, paper, fig)
     else:
         own = curves[curves.experiment.isin(fig.bars)] if len(curves) else curves
-        _dots(axes[0][-1], present, paper, fig, last15_name(run_epochs(present, own)))
+        _split_dots(f, axes[0][-1], present, paper, fig, last15_name(run_epochs(present, own)))
     if wide:
         _curves(axes[0][0], curves, fig)
     n = int(present.groupby("experiment").size().max()) if len(present) else 0
