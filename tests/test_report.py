@@ -163,7 +163,16 @@ def test_report_gives_the_answer_first():
     assert "- c10-rl: the policy did not move from uniform" in text
     moved = runs.assign(kl_from_init=runs.kl_from_init * 1000, reward_label_share=runs.reward_label_share * 10)
     answer = render(params, moved, paper, REPO, REPO).splitlines()[2]
-    assert "the policy moved (" in answer and "its reward carried signal" in answer
+    assert "the policy moved (" in answer and "its reward carried signal about its labels (30% of" in answer
+    weighted = moved.assign(
+        method=moved.method.replace("rl", "wa-rl"), experiment=moved.experiment.replace("c10-rl", "c10-wa-rl")
+    )
+    answer = render(params, weighted, paper, REPO, REPO).splitlines()[2]
+    assert "c10-wa-rl the policy moved (" in answer
+    assert (
+        "its reward carried signal about its labels and weights (30% of the reward variance due to the label-and-weight set"
+        in answer
+    )
 
 
 def test_a_placebo_agent_is_described_as_one_and_set_beside_its_rl_agent():

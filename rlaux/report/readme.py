@@ -144,14 +144,16 @@ def _agent_words(a) -> str:
         move = f"the policy stayed at its initial, non-uniform distribution ({where})"
     if pd.isna(a.reward_label_share):
         return f"{move}; its reward's signal was not measured"
+    # WA-RL's actions are a label and a loss weight per sample: a weight scales the copy's SGD step
+    actions, chosen = ("labels and weights", "label-and-weight set") if a.method == "wa-rl" else ("labels", "label set")
     shares = (
-        f"{a.reward_label_share:.0%} of the reward variance due to the label set vs "
+        f"{a.reward_label_share:.0%} of the reward variance due to the {chosen} vs "
         f"{_num(a.reward_batch_share * 100, 0)}% due to the evaluation batch"
     )
     if a.placebo:  # the probe rewards the policy's labels as RL-AUX does; the placebo's own reward ignores them
-        return f"{move}; its reward, by construction, carried no signal about its labels (RL-AUX's reward would have: {shares})"
+        return f"{move}; its reward, by construction, carried no signal about its {actions} (RL-AUX's reward would have: {shares})"
     carried = "carried" if a.reward_label_share >= SIGNAL_SHARE else "carried almost no"
-    return f"{move} and its reward {carried} signal about its labels ({shares})"
+    return f"{move} and its reward {carried} signal about its {actions} ({shares})"
 
 
 def _placebo_words(agents: pd.DataFrame) -> str:
