@@ -125,3 +125,15 @@ def test_committed_lock_is_for_the_committed_profile():
     ).stdout.split()
     assert f"results/{profile}/runs.csv" in tracked and f"paper_tables/{profile}/README.md" in tracked
     assert load_params(REPO / "params.yaml").profiles[profile].seeds >= 3  # a profile meant to be read
+
+
+def test_a_clone_of_the_committed_study_is_up_to_date(tmp_path):
+    """What a reader of the committed results runs first: `dvc status` on a fresh clone finds nothing to do."""
+    clone = tmp_path / "clone"
+    try:
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    dvc = Path(sys.executable).with_name("dvc")
+    status = subprocess.run([str(dvc), "status"], cwd=clone, capture_output=True, text=True, timeout=300)
+    assert status.returncode == 0 and "Data and pipelines are up to date" in status.stdout, status.stdout[-2000:]
