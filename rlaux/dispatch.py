@@ -7,8 +7,9 @@ be on storage every node shares). A task gets `cpus_per_run` CPUs, and torch as 
 that may use a GPU (`device` auto or cuda, on a cluster with GPUs) gets 1/runs_per_gpu of one, and
 Ray sets CUDA_VISIBLE_DEVICES before the task starts. A task with a GPU share runs in a fresh worker
 process, so no CUDA context outlives its run; CPU tasks reuse workers (torch is imported once each).
-A run lost with its node is retried by Ray and resumes from its last checkpoint. Afterwards `dvc repro` adopts the runs: a train stage keeps a finished run of the
-same config and code (`run_experiment`), so nothing trains twice.
+A run lost with its node is retried by Ray and resumes from its last checkpoint. Afterwards `dvc repro`
+adopts the runs: a train stage keeps a finished run of the same config and code (`run_experiment`), so
+nothing trains twice.
 """
 
 from __future__ import annotations

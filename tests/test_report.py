@@ -170,8 +170,8 @@ def test_report_gives_the_answer_first():
     answer = render(params, weighted, paper, REPO, REPO).splitlines()[2]
     assert "c10-wa-rl the policy moved (" in answer
     assert (
-        "its reward carried signal about its labels and weights (30% of the reward variance due to the label-and-weight set"
-        in answer
+        "its reward carried signal about its labels and weights (30% of the reward variance due to the "
+        "label-and-weight set" in answer
     )
 
 

@@ -151,7 +151,10 @@ def _agent_words(a) -> str:
         f"{_num(a.reward_batch_share * 100, 0)}% due to the evaluation batch"
     )
     if a.placebo:  # the probe rewards the policy's labels as RL-AUX does; the placebo's own reward ignores them
-        return f"{move}; its reward, by construction, carried no signal about its {actions} (RL-AUX's reward would have: {shares})"
+        return (
+            f"{move}; its reward, by construction, carried no signal about its {actions} "
+            f"(RL-AUX's reward would have: {shares})"
+        )
     carried = "carried" if a.reward_label_share >= SIGNAL_SHARE else "carried almost no"
     return f"{move} and its reward {carried} signal about its {actions} ({shares})"
 
@@ -165,16 +168,14 @@ def _placebo_words(agents: pd.DataFrame) -> str:
             continue
         r = real.iloc[0]
         both = f"KL from init {_num(p.kl_from_init, 2)} vs {_num(r.kl_from_init, 2)} nats in {r.experiment}"
+        agent = f"The placebo agent ({p.experiment}), whose reward does not depend on its actions,"
         if p.kl_from_init >= UNMOVED_NATS:
             words.append(
-                f"The placebo agent ({p.experiment}), whose reward does not depend on its actions, moved too ({both}): a "
-                "policy that moves is no evidence that the reward taught it; the claim “RL-AUX beats its "
-                "placebo” tests whether it did"
+                f"{agent} moved too ({both}): a policy that moves is no evidence that the reward taught it; the claim "
+                "“RL-AUX beats its placebo” tests whether it did"
             )
         else:
-            words.append(
-                f"The placebo agent ({p.experiment}), whose reward does not depend on its actions, did not move ({both})"
-            )
+            words.append(f"{agent} did not move ({both})")
     return "".join(f" {w}." for w in words)
 
 
