@@ -22,12 +22,13 @@ class BatchAugment:
     """
 
     def __init__(self, info: DatasetInfo, pad: int = 4, device: torch.device | str = "cpu") -> None:
-        self.mean = torch.tensor(info.mean, dtype=torch.float32, device=device).view(-1, 1, 1)
-        self.std = torch.tensor(info.std, dtype=torch.float32, device=device).view(-1, 1, 1)
+        # torch's default dtype: float32, or float64 in the results fingerprint (tests/test_results_version.py)
+        self.mean = torch.tensor(info.mean, device=device).view(-1, 1, 1)
+        self.std = torch.tensor(info.std, device=device).view(-1, 1, 1)
         self.flip, self.pad = info.flip, pad
 
     def normalize(self, x: Tensor) -> Tensor:
-        return x.float().div_(255).sub(self.mean).div(self.std)
+        return x.to(self.mean.dtype).div_(255).sub(self.mean).div(self.std)
 
     def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
         return self.normalize(self.crop_flip(x, generator))

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from rlaux import run_identity
 from rlaux.errors import CheckpointError, CheckpointMismatch, one_line
 from rlaux.io import atomic_write, write_csv
 
@@ -32,40 +33,12 @@ BEST = "best.pt"
 HISTORY = "history.csv"
 CONFIG = "config.json"
 METRICS = "metrics.json"
-RUN_FILES = (CONFIG, HISTORY, CKPT, BEST, METRICS, "timing.json", "machine.json")
-"""What a run writes into its directory: a new run never starts over any of them unless told to."""
 FORMAT = 2  # bump when the checkpoint's layout changes; other formats are refused, not misread
 STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
-# Keys that may differ between a killed run and its resumption (more epochs = extending a run).
-# Not `device`: CPU and CUDA generators draw different batch orders.
-RESUME_FREE_KEYS = {"progress", "out", "data_root", "download", "epochs"}
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
-
-
-__all__ = [
-    "CKPT",
-    "RUN_FILES",
-    "CheckpointError",
-    "CheckpointMismatch",
-    "check_new_run",
-    "clear",
-    "exists",
-    "finish",
-    "finished",
-    "load",
-    "read",
-    "read_run",
-    "read_weights",
-    "restore",
-    "save",
-]
-
-
-def exists(out: Path) -> bool:
-    return (Path(out) / CKPT).is_file()
 
 
 def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
@@ -74,7 +47,7 @@ def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
     `overwrite` lets it go ahead (`clear` then removes those files, once every input is checked).
     """
     out = Path(out)
-    present = [name for name in RUN_FILES if (out / name).exists()]
+    present = [name for name in run_identity.RUN_FILES if (out / name).exists()]
     if not present or overwrite:
         return
     if (out / CKPT).exists():
@@ -85,7 +58,9 @@ def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
         what = "another run's files"
     try:
         old, new = json.loads((out / CONFIG).read_text()), cfg.snapshot()
-        same = not _changed_keys(old, new) and (what != "a finished run" or old.get("epochs") == new["epochs"])
+        same = not run_identity.changed_fields(old, new, resuming=True) and (
+            what != "a finished run" or old.get("epochs") == new["epochs"]
+        )
     except (OSError, ValueError, UnicodeDecodeError, AttributeError):
         same = False  # what --resume would accept; anything else only --overwrite may replace
     resume = {"an unfinished run": "--resume to continue it, ", "a finished run": "--resume to return its metrics, "}
@@ -98,7 +73,7 @@ def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
 
 def clear(out: Path) -> None:
     """Remove a previous run's files (`--overwrite`), so none of them can be mistaken for the new run's."""
-    for name in RUN_FILES:
+    for name in run_identity.RUN_FILES:
         (Path(out) / name).unlink(missing_ok=True)
 
 
@@ -136,32 +111,26 @@ def finish(out: Path) -> None:
 def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     """The metrics of a run that completed in `out` under the same config, else None (resume it).
 
-    A completed run of another config raises `CheckpointMismatch`, as its checkpoint would.
+    A completed run of another config raises `CheckpointMismatch`, as its checkpoint would; a damaged
+    or incomplete one a `CheckpointError`.
     """
     out = Path(out)
     if (out / CKPT).exists() or not (out / METRICS).is_file():
         return None
-    try:
-        metrics = json.loads((out / METRICS).read_text())
-        old = metrics.pop("config")
-    except (ValueError, UnicodeDecodeError, KeyError, AttributeError, TypeError) as err:
-        raise CheckpointError(one_line(f"{out / METRICS} is damaged ({err}); {_fix(out)}")) from None
-    new = cfg.snapshot()
-    changed = _changed_keys(old, new)
-    if changed or old.get("epochs") != new["epochs"]:
+    metrics = run_identity.finished(out)
+    if metrics is None:
+        missing = [name for name in run_identity.FINISHED_FILES if not (out / name).is_file()]
+        if missing and isinstance(run_identity.read_json(out / METRICS), dict):
+            raise CheckpointError(f"cannot resume {out}: its finished run lacks {', '.join(missing)}; {_fix(out)}")
+        raise CheckpointError(f"{out / METRICS} is damaged (not a mapping with the run's config); {_fix(out)}")
+    old, new = metrics.pop("config"), cfg.snapshot()
+    changed = run_identity.changed_fields(old, new)
+    if changed:
         raise CheckpointMismatch(
-            f"cannot resume {out}: it holds a finished run with different {', '.join(changed or ['epochs'])}; "
+            f"cannot resume {out}: it holds a finished run with different {', '.join(changed)}; "
             f"use a new --out, or --overwrite instead of --resume to start over"
         )
-    missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
-    if missing:
-        raise CheckpointError(f"cannot resume {out}: its finished run lacks {', '.join(missing)}; {_fix(out)}")
     return metrics
-
-
-def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Config keys whose change makes a run another run (a resume may change the rest)."""
-    return sorted(k for k in new.keys() | old.keys() if k not in RESUME_FREE_KEYS and old.get(k) != new.get(k))
 
 
 def _fix(out: Path) -> str:
@@ -216,7 +185,7 @@ def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", 
     if not isinstance(old, dict):
         raise CheckpointError(f"{path} holds no config mapping; {fix}")
     if cfg is not None:
-        changed = _changed_keys(old, cfg.snapshot())
+        changed = run_identity.changed_fields(old, cfg.snapshot(), resuming=True)
         if changed:
             raise CheckpointMismatch(
                 f"cannot resume {path.parent}: its checkpoint was written with different "
@@ -277,7 +246,7 @@ def _check_config_file(out: Path, cfg: TrainConfig) -> None:
     """config.json of a run killed before its first epoch: damaged or another config is refused."""
     try:
         old = json.loads((out / CONFIG).read_text())
-        changed = _changed_keys(old, cfg.snapshot())
+        changed = run_identity.changed_fields(old, cfg.snapshot(), resuming=True)
     except (ValueError, UnicodeDecodeError, AttributeError) as err:
         raise CheckpointError(one_line(f"{out / CONFIG} is not a run's config ({err}); {_fix(out)}")) from None
     if changed:
@@ -307,11 +276,3 @@ def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: AuxMetho
             one_line(f"{Path(out) / CKPT} does not fit this run ({type(err).__name__}: {err}); {_fix(Path(out))}")
         ) from None
     return state["epochs_done"], state["history"]
-
-
-def load(out: Path, cfg: TrainConfig, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:
-    """Restore a killed run; refuses a damaged checkpoint or one written under a different config."""
-    state = read_run(out, cfg, trainer.model, trainer.device)
-    if state is None:
-        raise CheckpointError(f"no checkpoint to resume in {out}; drop --resume")
-    return restore(state, out, trainer, method)

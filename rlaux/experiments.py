@@ -17,9 +17,7 @@ profile (or another experiment) never invalidates a trained run of another.
 
 from __future__ import annotations
 
-import ast
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -30,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from rlaux import run_identity
 from rlaux.config import DatasetName, TrainConfig, build_config, read_yaml
 from rlaux.errors import CheckpointMismatch, ConfigError, one_line
 from rlaux.io import write_json
@@ -37,24 +36,6 @@ from rlaux.io import write_json
 PARAMS = Path("params.yaml")
 RUNS = Path("runs")
 PLANS = Path("results/plan")
-MACHINE_LOCAL = ("data_root", "progress", "queue")
-"""Config keys left out of a plan: where the data lives, progress bars and GPU slots do not change a run."""
-TRAINING_CODE = (
-    "rlaux/config.py",
-    "rlaux/data.py",
-    "rlaux/augment.py",
-    "rlaux/models.py",
-    "rlaux/losses.py",
-    "rlaux/training.py",
-    "rlaux/evaluation.py",
-    "rlaux/checkpoint.py",
-    "rlaux/methods",
-)
-"""The code a run's numbers depend on: the train stages' code deps in dvc.yaml (a test keeps them equal).
-Orchestration (this module, devices, syncs, io, errors) is left out on purpose: how configs resolve is
-in each stage's plan, and editing how runs are scheduled or recorded must not retrain a finished study."""
-CODE_FILE = "code.json"
-"""In each run directory a train stage writes: the `code_version` it trained under."""
 
 
 class Profile(BaseModel):
@@ -84,14 +65,19 @@ class Params(BaseModel):
         return RUNS / self.profile / exp_id / f"s{seed}"
 
     def plan(self, exp_id: str) -> dict[str, Any]:
-        """What the experiment's train stage depends on: each run's resolved config under the active profile."""
+        """What the experiment's train stage depends on: the results version and each run's identity (its
+        resolved config under the active profile, machine-local fields left out)."""
         runs = []
         for seed in self.seeds():
             cfg = self.run_config(exp_id, seed)
             if cfg is not None:
-                config = {k: v for k, v in cfg.snapshot().items() if k not in MACHINE_LOCAL}
-                runs.append({"seed": seed, "config": config})
-        return {"experiment": exp_id, "profile": self.profile, "runs": runs}
+                runs.append({"seed": seed, "config": run_identity.identity(cfg.snapshot())})
+        return {
+            "experiment": exp_id,
+            "profile": self.profile,
+            "results_version": run_identity.RESULTS_VERSION,
+            "runs": runs,
+        }
 
     def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
         """The run's validated config, or None when the active profile does not run it."""
@@ -264,84 +250,47 @@ def run_experiment(
     return {s: _train_run(cfg) for s, cfg in runs.items()}
 
 
-def code_version() -> str:
-    """A hash of what TRAINING_CODE's Python files (as installed) execute, so a stage can tell its own runs
-    from stale ones: their syntax trees without docstrings, so a comment, a docstring or reformatting
-    never retrains a study (DVC still re-runs the stage, which then keeps its runs)."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for rel in TRAINING_CODE:
-        path = root / rel
-        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            code = ast.dump(_without_docstrings(ast.parse(file.read_bytes())))
-            digest.update(file.relative_to(root).as_posix().encode() + b"\0" + code.encode() + b"\0")
-    return digest.hexdigest()[:16]
-
-
-def _without_docstrings(tree: ast.Module) -> ast.Module:
-    """Drop every bare string statement (module, class, function and attribute docstrings)."""
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list):
-            kept = [s for s in body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-            node.body = kept or [ast.Pass()]
-    return tree
-
-
 def _train_run(cfg: TrainConfig) -> dict:
     """Train (or resume, or keep) one run; a run of another config or other code in its directory is stale and goes.
 
     Run directories persist across DVC reruns (`persist: true`: a killed stage resumes its runs,
     and their small files are committed to git), so the stage drops what DVC would have removed:
-    runs trained under another `code_version` or another config.
+    runs trained under another results version or another config.
     """
     from rlaux.devices import workspace_path
 
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
-    code = {"code_version": code_version()}
+    code = run_identity.code_record()
     if (kept := _finished_run(cfg, code)) is not None:
         return kept
     from rlaux.training import train  # torch: imported only for a run that trains (or needs checking with torch)
 
-    if out.is_dir() and any(out.iterdir()) and _read_json(out / CODE_FILE) != code:
+    if out.is_dir() and any(out.iterdir()) and run_identity.read_json(out / run_identity.CODE_FILE) != code:
         shutil.rmtree(out)  # trained by other code (or before runs recorded theirs)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / CODE_FILE, code)
+    write_json(out / run_identity.CODE_FILE, code)
     try:
         metrics = train(cfg, resume=True)
     except CheckpointMismatch:
         shutil.rmtree(out)
         out.mkdir(parents=True)
-        write_json(out / CODE_FILE, code)
+        write_json(out / run_identity.CODE_FILE, code)
         metrics = train(cfg)
     return metrics
 
 
 def _finished_run(cfg: TrainConfig, code: dict[str, str]) -> dict | None:
-    """The metrics of a run finished in `cfg.out` under this very config and code, read without torch.
+    """The metrics of a run finished in `cfg.out` under this very config and results version, read without torch.
 
     Adopting a dispatched matrix is then a few file reads per train stage instead of a torch import
-    each. Anything short of an exact match (another config, a checkpoint left, a file missing) returns
-    None, and `train(resume=True)` decides, as the one authority on resuming (`checkpoint.finished`).
+    each. Anything short of an exact match returns None, and `train(resume=True)` decides, as the one
+    authority on resuming (`checkpoint.finished`).
     """
     out = Path(cfg.out)
-    metrics = _read_json(out / "metrics.json")
-    if (
-        not isinstance(metrics, dict)
-        or _read_json(out / CODE_FILE) != code
-        or (out / "checkpoint.pt").exists()  # checkpoint.RUN_FILES: a run still under way
-        or not all((out / name).is_file() for name in ("best.pt", "history.csv", "config.json"))
-    ):
+    metrics = run_identity.finished(out)
+    if metrics is None or run_identity.read_json(out / run_identity.CODE_FILE) != code:
         return None
-    old, new = metrics.pop("config", None), cfg.snapshot()
-    if not isinstance(old, dict) or any(old.get(k) != new[k] for k in new.keys() - set(MACHINE_LOCAL)):
+    if run_identity.changed_fields(metrics.pop("config"), cfg.snapshot()):
         return None
     return metrics
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
-        return None

@@ -1,4 +1,4 @@
-"""A train stage's run directories: kept when they are its own, dropped when other code or another plan made them."""
+"""A train stage's run directories: kept when they are its own, dropped when another results version or plan made them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaux import experiments
-from rlaux.experiments import CODE_FILE, TRAINING_CODE, load_params, run_experiment
+from rlaux import experiments, run_identity
+from rlaux.experiments import load_params, run_experiment
+from rlaux.run_identity import CODE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,17 +41,17 @@ def tiny(tmp_path, monkeypatch, data_root) -> Path:
     return tmp_path
 
 
-def test_a_stage_keeps_its_own_runs_and_retrains_those_of_other_code(tiny, monkeypatch, one_thread):
+def test_a_stage_keeps_its_own_runs_and_retrains_those_of_another_results_version(tiny, monkeypatch, one_thread):
     run = Path("runs/tiny/c10-single/s0")
     first = run_experiment("c10-single")[0]
-    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": experiments.code_version()}
+    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": run_identity.RESULTS_VERSION}
     history = (run / "history.csv").stat().st_mtime_ns
     assert run_experiment("c10-single")[0] == first  # the same code and config: kept, not retrained
     assert (run / "history.csv").stat().st_mtime_ns == history
 
     (run.parent / "s1").mkdir()  # a seed the plan no longer holds, and a file of another profile's shape
     (run.parent / "inactive.json").write_text("{}")
-    monkeypatch.setattr(experiments, "code_version", lambda: "other-code")
+    monkeypatch.setattr(run_identity, "RESULTS_VERSION", "other-code")
     assert run_experiment("c10-single")[0] == first  # retrained (the same seed gives the same numbers)
     assert (run / "history.csv").stat().st_mtime_ns != history
     assert json.loads((run / CODE_FILE).read_text()) == {"code_version": "other-code"}
@@ -64,7 +65,7 @@ def test_a_finished_run_is_adopted_without_importing_torch(tiny, one_thread):
     adopt += "print(json.dumps([m, 'torch' in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", adopt], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == [first, False]
-    params, code = load_params(), {"code_version": experiments.code_version()}
+    params, code = load_params(), run_identity.code_record()
     cfg = params.run_config("c10-single", 0)
     assert experiments._finished_run(cfg, code) == first
     assert experiments._finished_run(cfg.model_copy(update={"lam": 2.0}), code) is None  # another run
@@ -80,31 +81,14 @@ def test_an_inactive_experiment_records_only_that(tiny):
     assert [p.name for p in out.iterdir()] == ["inactive.json"]
 
 
-def test_code_version_follows_every_training_file(tmp_path, monkeypatch):
-    """A change of code anywhere in TRAINING_CODE (here: a method file) changes the version; a change elsewhere,
-    or of docstrings, comments and layout, does not."""
-    root = tmp_path / "site"
-    for rel in (*TRAINING_CODE, "rlaux/report/readme.py"):
-        path = root / rel / "x.py" if not rel.endswith(".py") else root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("# v1\n")
-    monkeypatch.setattr(experiments, "__file__", str(root / "rlaux" / "experiments.py"))
-    (root / "rlaux/methods/x.py").write_text('"""Doc."""\n\ndef f(x):\n    """Doc."""\n    return x + 1\n')
-    base = experiments.code_version()
-    (root / "rlaux/report/readme.py").write_text("x = 2\n")
-    assert experiments.code_version() == base
-    (root / "rlaux/methods/x.py").write_text(
-        '"""Other doc."""\n# a comment\ndef f(x):  # same code\n    return (x + 1)\n'
-    )
-    assert experiments.code_version() == base  # docstrings, comments and layout do not count
-    (root / "rlaux/methods/x.py").write_text("def f(x):\n    return x + 2\n")
-    assert experiments.code_version() != base
-
-
-def test_train_stage_code_deps_are_the_training_code():
-    """dvc.yaml reruns a train stage on exactly the files whose change makes `run_experiment` retrain."""
+def test_a_train_stage_depends_on_its_plan_alone_and_the_plan_names_the_results_version(tiny):
+    """dvc.yaml reruns a train stage when its plan changes, and the plan changes with the results version, so
+    moving code retrains nothing while a change that moves numbers (and so the version) retrains every run."""
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
-    assert sorted(d for d in deps if d.startswith("rlaux/")) == sorted(TRAINING_CODE)
+    assert deps == ["results/plan/${key}.json"]
+    plan = load_params().plan("c10-single")
+    assert plan["results_version"] == run_identity.RESULTS_VERSION
+    assert all(run_identity.LOCAL_FIELDS.isdisjoint(run["config"]) for run in plan["runs"]) and plan["runs"]
 
 
 def test_committed_lock_is_for_the_committed_profile():

@@ -67,7 +67,8 @@ class VGGFeatures(BaseFeaturesExtractor):
         self.net = nn.Sequential(vgg16_trunk(width), head)
 
     def forward(self, observations: Tensor) -> Tensor:
-        return self.net(observations)
+        # SB3 hands float32 observations; the trunk's dtype is torch's default (float64 in the results fingerprint)
+        return self.net(observations.to(next(self.net.parameters()).dtype))
 
 
 class BatchMeanValue(nn.Module):

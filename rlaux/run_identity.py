@@ -1,0 +1,106 @@
+"""What makes two runs the same run, in one place (no torch).
+
+A run is its config plus the version of the numbers the code computes. Every config field is
+classified once, here, and every caller asks this module: the plans DVC tracks, adoption of a
+finished run, `--resume` of a killed one, `--overwrite`'s refusal and `rlaux dispatch`.
+
+The results version replaces hashing source text: moving code between files keeps committed runs;
+a change that moves any number must bump `RESULTS_VERSION`, and the committed fingerprint of each
+method's tiny float64 run (tests/results_fingerprint.json, compared in CI) fails until it does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+RESULTS_VERSION = "d9dcaab0c0ef7b39"
+"""Bump when any computed number moves (then re-record: python tests/test_results_version.py --record).
+Version 1 keeps the name it had as a source hash, the one the committed 10-pass study trained under,
+so those 75 runs stay valid; later versions may be any new string (e.g. "2")."""
+
+LOCAL_FIELDS = frozenset({"data_root", "download", "progress", "queue", "out"})
+"""Machine-local: where the data and the run live, downloading, progress bars, GPU packing. They never
+make another run, so plans leave them out and a run may be resumed or adopted under other values."""
+EXTENSIBLE_FIELDS = frozenset({"epochs"})
+"""A killed run may be resumed with more epochs (extending it); a finished run of other epochs is another run."""
+RUN_FIELDS = frozenset(
+    {
+        "dataset",
+        "method",
+        "lam",
+        "batch_size",
+        "lr",
+        "lr_step",
+        "lr_gamma",
+        "focal_gamma",
+        "primary_loss_scale",
+        "psi",
+        "train_size",
+        "test_size",
+        "val_fraction",
+        "width",
+        "seed",
+        "offline_subsets",
+        "device",  # CPU and CUDA generators draw different batch orders
+        "precision",
+        "channels_last",
+        "eval_batch_size",
+        "maxl",
+        "rl",
+        "errata",
+    }
+)
+"""Fields whose change makes another run. A new config field must be added to one of the three sets
+(tests/test_run_identity.py fails until it is)."""
+
+CODE_FILE = "code.json"
+"""In each run directory of a DVC train stage: the results version it trained under."""
+RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "best.pt", "metrics.json", "timing.json", "machine.json")
+"""What a run writes into its directory: a new run never starts over any of them unless told to."""
+FINISHED_FILES = ("history.csv", "config.json")
+"""What a finished run keeps beside metrics.json (its checkpoint is gone). Not its weights: best.pt stays on
+the machine that trained it (git holds the record), so a clone's committed run is finished without them."""
+
+
+def code_record() -> dict[str, str]:
+    """What a train stage writes to `CODE_FILE` and compares to adopt a run."""
+    return {"code_version": RESULTS_VERSION}
+
+
+def identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config (`TrainConfig.snapshot()`) that makes the run: local fields dropped."""
+    return {k: v for k, v in config.items() if k not in LOCAL_FIELDS}
+
+
+def changed_fields(old: dict[str, Any], new: dict[str, Any], resuming: bool = False) -> list[str]:
+    """Fields whose difference makes `new` another run than `old`; `resuming` a killed run may extend its epochs."""
+    free = LOCAL_FIELDS | (EXTENSIBLE_FIELDS if resuming else frozenset())
+    return sorted(k for k in old.keys() | new.keys() if k not in free and old.get(k) != new.get(k))
+
+
+def read_json(path: Path) -> Any:
+    """The parsed file, or None when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+
+
+def finished(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a complete, finished run in `run_dir` (with its config under "config"), else None.
+
+    Finished: metrics.json holds a mapping with a config, no checkpoint is left (a run under way keeps
+    one), and history.csv and config.json are there. Read without torch.
+    """
+    run_dir = Path(run_dir)
+    metrics = read_json(run_dir / "metrics.json")
+    if (
+        not isinstance(metrics, dict)
+        or not isinstance(metrics.get("config"), dict)
+        or (run_dir / "checkpoint.pt").exists()
+        or not all((run_dir / name).is_file() for name in FINISHED_FILES)
+    ):
+        return None
+    return metrics

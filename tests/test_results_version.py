@@ -1,0 +1,170 @@
+"""The results version guards the numbers: each method's tiny float64 run must match its committed fingerprint.
+
+Committed runs are keyed by `rlaux.run_identity.RESULTS_VERSION`, not by source text, so a refactor keeps
+them. This test is what makes that safe: a change that moves any number of any method (a loss constant,
+an update rule, an evaluation) changes a fingerprint, and the test fails until the version is bumped
+and the fingerprints re-recorded:
+
+    python tests/test_results_version.py --record
+
+Each variant trains 3 epochs (a learning-rate step after 2) of a width-1/16 network on 40 seeded random
+images of 20 classes, in float64, and records every history value but time, the run's metrics and
+two sums of its best weights. float64 keeps a tiny change visible (and same-seed CPU runs are
+deterministic); RL's rollout buffer stays float32, as SB3's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from rlaux import losses
+from rlaux.config import build_config
+from rlaux.data import CIFAR_NORM, DatasetInfo, Split, Splits
+from rlaux.run_identity import RESULTS_VERSION
+
+FINGERPRINTS = Path(__file__).with_name("results_fingerprint.json")
+RTOL = 1e-9
+RECORD = "python tests/test_results_version.py --record"
+TINY_RL = {"n_steps": 10, "ppo_batch_size": 10, "n_epochs": 2, "reward_batch": 10, "feature_dim": 16}
+AS_RUN = {
+    "frozen_heads": True,
+    "scalar_value": True,
+    "softmax_features": True,
+    "softmax_reward": True,
+    "unmasked_soft_targets": True,
+    "target_entropy_reward": True,
+    "ppo_train_mode_batchnorm": True,
+}
+VARIANTS: dict[str, dict[str, Any]] = {
+    "single": {"method": "single"},
+    "single-scale9": {"method": "single", "primary_loss_scale": 9.0},
+    "human": {"method": "human"},
+    "random-lam8": {"method": "random", "lam": 8.0},
+    "maxl": {"method": "maxl"},
+    "maxl-order1-lambda-one": {"method": "maxl", "maxl": {"order": 1, "lookahead_lambda_one": True}},
+    "wa-maxl": {"method": "wa-maxl"},
+    "wa-maxl-batch-mean": {"method": "wa-maxl", "errata": {"batch_mean_weights": True}},
+    "rl": {"method": "rl", "rl": TINY_RL},
+    "rl-placebo": {"method": "rl", "rl": TINY_RL | {"placebo": True}},
+    "rl-env-in-block-reset": {
+        "method": "rl",
+        "rl": TINY_RL | {"collector": "env", "target": "in-block", "reset": "batch"},
+    },
+    "rl-asrun": {"method": "rl", "rl": TINY_RL, "errata": AS_RUN},
+    "wa-rl": {"method": "wa-rl", "rl": TINY_RL},
+    "wa-rl-asrun": {"method": "wa-rl", "rl": TINY_RL, "errata": AS_RUN | {"weight_scale_8w3": True}},
+}
+
+
+def tiny_data(num_classes: int = 20, psi: int = 5) -> Splits:
+    g = torch.Generator().manual_seed(0)
+
+    def split(n: int) -> Split:
+        y = torch.arange(n) % num_classes
+        x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
+        return Split(x, y, psi * y + torch.randint(0, psi, (n,), generator=g))
+
+    info = DatasetInfo(num_classes, CIFAR_NORM["mean"], CIFAR_NORM["std"], True, lambda *a: (split(1), split(1)))
+    return Splits(split(40), split(20), split(20), info)
+
+
+def fingerprint(variant: str, out: Path) -> dict[str, float]:
+    """The numbers of one variant's tiny run: history (time left out), metrics, and sums of its best weights."""
+    from rlaux.training import train
+
+    cfg = build_config(
+        {"dataset": "cifar100-20", "epochs": 3, "lr_step": 2, "batch_size": 10, "width": 0.0625, "seed": 3},
+        {"device": "cpu", "progress": False, "out": str(out)},
+        VARIANTS[variant],
+    )
+    dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
+    torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
+    try:
+        metrics = train(cfg, data=tiny_data())
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.set_num_threads(threads)
+    values = {f"metrics/{k}": v for k, v in metrics.items() if isinstance(v, int | float)}
+    lines = (out / "history.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    for line in lines[1:]:
+        row = dict(zip(header, line.split(","), strict=True))
+        for key, value in row.items():
+            if key not in ("epoch", "seconds") and value != "":
+                values[f"epoch{row['epoch']}/{key}"] = float(value)
+    best = torch.load(out / "best.pt", weights_only=True)
+    values["best/sum"] = float(sum(t.double().sum() for t in best.values()))
+    values["best/abs_sum"] = float(sum(t.double().abs().sum() for t in best.values()))
+    return values
+
+
+def differences(recorded: dict[str, float], now: dict[str, float]) -> list[str]:
+    """Keys whose value moved beyond RTOL (NaN equals NaN), appeared or went."""
+    moved = [
+        f"{k}: {recorded[k]!r} -> {now[k]!r}"
+        for k in recorded.keys() & now.keys()
+        if not (
+            (math.isnan(recorded[k]) and math.isnan(now[k]))
+            or math.isclose(recorded[k], now[k], rel_tol=RTOL, abs_tol=1e-12)
+        )
+    ]
+    return (
+        sorted(moved)
+        + [f"{k}: new" for k in now.keys() - recorded.keys()]
+        + [f"{k}: gone" for k in recorded.keys() - now.keys()]
+    )
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    return json.loads(FINGERPRINTS.read_text())
+
+
+def test_the_fingerprints_were_recorded_under_this_results_version(recorded):
+    assert recorded["results_version"] == RESULTS_VERSION, (
+        f"tests/results_fingerprint.json was recorded under results version {recorded['results_version']!r}, the code "
+        f"says {RESULTS_VERSION!r}: re-record them ({RECORD})"
+    )
+    assert sorted(recorded["variants"]) == sorted(VARIANTS), f"variants added or removed: re-record ({RECORD})"
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_numbers_move_only_with_the_results_version(variant, recorded, tmp_path):
+    moved = differences(recorded["variants"][variant], fingerprint(variant, tmp_path / variant))
+    assert not moved, (
+        f"{variant}'s numbers moved under results version {RESULTS_VERSION!r} (recorded with torch "
+        f"{recorded['torch']}, now {torch.__version__}): {'; '.join(moved[:5])}. If the change is meant to move "
+        f"numbers, bump RESULTS_VERSION in rlaux/run_identity.py (committed runs then retrain) and re-record "
+        f"({RECORD}); if not, the change is a bug."
+    )
+
+
+def test_a_one_constant_change_in_a_loss_is_caught(recorded, tmp_path, monkeypatch):
+    """The fingerprint sees a focal loss whose exponent is off by 1e-6 (what a changed constant looks like)."""
+    focal = losses.focal_loss
+    monkeypatch.setattr("rlaux.training.focal_loss", lambda logits, y, gamma: focal(logits, y, gamma + 1e-6))
+    assert differences(recorded["variants"]["single"], fingerprint("single", tmp_path / "single"))
+
+
+def record() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        variants = {v: fingerprint(v, Path(tmp) / v) for v in VARIANTS}
+    data = {"results_version": RESULTS_VERSION, "torch": torch.__version__, "variants": variants}
+    FINGERPRINTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {len(variants)} variants under results version {RESULTS_VERSION!r} in {FINGERPRINTS}")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record"]:
+        sys.exit(f"usage: {RECORD}")
+    record()

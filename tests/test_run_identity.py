@@ -1,0 +1,102 @@
+"""One classification of the config decides what is the same run: plans, adoption, resume and overwrite agree."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlaux import checkpoint, run_identity
+from rlaux.config import TrainConfig, build_config
+from rlaux.experiments import load_params, run_experiment
+
+
+def test_every_config_field_is_classified_once():
+    """A new TrainConfig field fails here until run_identity says whether it makes another run."""
+    sets = (run_identity.LOCAL_FIELDS, run_identity.EXTENSIBLE_FIELDS, run_identity.RUN_FIELDS)
+    classified = [f for s in sets for f in s]
+    assert len(classified) == len(set(classified)), "a field is in two classes"
+    assert set(classified) == set(TrainConfig.model_fields), (
+        f"unclassified: {sorted(set(TrainConfig.model_fields) - set(classified))}; "
+        f"stale: {sorted(set(classified) - set(TrainConfig.model_fields))}"
+    )
+
+
+def test_local_fields_never_make_another_run_and_epochs_only_extend_a_killed_one():
+    old = build_config({"method": "single", "epochs": 2}).snapshot()
+    local = build_config(
+        {"method": "single", "epochs": 2, "data_root": "/elsewhere", "progress": False, "download": False},
+        {"queue": {"runs_per_gpu": 4}, "out": "runs/moved"},
+    ).snapshot()
+    assert run_identity.changed_fields(old, local) == []
+    longer = dict(old, epochs=5)
+    assert run_identity.changed_fields(old, longer, resuming=True) == []
+    assert run_identity.changed_fields(old, longer) == ["epochs"]
+    assert run_identity.changed_fields(old, dict(old, lr=0.1), resuming=True) == ["lr"]
+
+
+def test_finished_needs_metrics_with_config_the_run_files_and_no_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert run_identity.finished(run) is None
+    (run / "metrics.json").write_text(json.dumps({"test_acc": 1.0, "config": {"lr": 0.01}}))
+    for name in run_identity.FINISHED_FILES:
+        assert run_identity.finished(run) is None  # one file still missing
+        (run / name).touch()
+    assert run_identity.finished(run) == {"test_acc": 1.0, "config": {"lr": 0.01}}
+    (run / "checkpoint.pt").touch()
+    assert run_identity.finished(run) is None  # still under way
+    (run / "checkpoint.pt").unlink()
+    (run / "metrics.json").write_text("[1, 2]")
+    assert run_identity.finished(run) is None
+
+
+@pytest.fixture
+def two_epochs(tmp_path, monkeypatch, data_root) -> Path:
+    params = {
+        "profile": "tiny",
+        "seed_pool": [0],
+        "profiles": {
+            "tiny": {
+                "seeds": 1,
+                "settings": {"epochs": 2, "width": 0.0625, "device": "cpu", "progress": False},
+                "datasets": {"cifar10": {"train_size": 300, "test_size": 200}},
+            }
+        },
+        "experiments": {"c10-single": {"dataset": "cifar10", "method": "single", "data_root": str(data_root)}},
+    }
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_killed_run_resumes_after_a_machine_local_edit_of_params(two_epochs, one_thread):
+    """Editing `queue` (GPU packing) in params.yaml leaves the plan as it was, and a killed run's checkpoint
+    is resumed, not discarded and retrained (it used to raise CheckpointMismatch, and the stage started over)."""
+    plan = load_params().plan("c10-single")
+    real_save = checkpoint.save
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "save", save_then_die)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment("c10-single")
+    run = Path("runs/tiny/c10-single/s0")
+    killed_epoch = (run / "history.csv").read_text().splitlines()[1]  # its `seconds` are this process's own
+
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["profiles"]["tiny"]["settings"]["queue"] = {"runs_per_gpu": 4, "gpus": 1}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert load_params().plan("c10-single") == plan
+    metrics = run_experiment("c10-single")[0]
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[1] == killed_epoch and len(history) == 3  # resumed at epoch 2, not retrained
+    assert run_identity.finished(run) is not None and metrics == {
+        k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k != "config"
+    }
+    assert json.loads((run / "config.json").read_text())["queue"]["runs_per_gpu"] == 4
