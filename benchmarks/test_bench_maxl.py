@@ -26,7 +26,8 @@ import torch
 from rlaux.config import build_config
 from rlaux.data import load_splits
 from rlaux.methods.base import AuxMethod
-from rlaux.training import Trainer, build_run, train_epoch
+from rlaux.trainer import Trainer
+from rlaux.training import build_run, train_epoch
 
 CEILING = 7.0  # measured 5.0-5.6×, see the module docstring
 ROUNDS = 2

@@ -38,8 +38,9 @@ from rlaux.config import TrainConfig, build_config
 from rlaux.data import Splits, load_splits
 from rlaux.methods.base import AuxMethod
 from rlaux.methods.rl.method import RLAux
-from rlaux.methods.rl.ppo import use_sb3_contrib
-from rlaux.training import Trainer, build_run, train_epoch
+from rlaux.methods.rl.sb3_reference import use_sb3_contrib
+from rlaux.trainer import Trainer
+from rlaux.training import build_run, train_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RLAUX_DATA", REPO.parent / "shared" / "data"))
@@ -141,7 +142,7 @@ def test_batched_collector_vs_env_loop(benchmark, splits):
     "errata, sb3",
     [({}, False), ({}, True), ({"unmasked_soft_targets": True, "target_entropy_reward": True}, False)],
     # before issue 9: unmasked soft targets, entropy of the batch's targets; before issue 19: sb3-contrib's
-    # own PPO update, masked distribution and numpy GAE (`ppo.use_sb3_contrib`), the same numbers
+    # own PPO update, masked distribution and numpy GAE (`sb3_reference.use_sb3_contrib`), the same numbers
     ids=["paper", "paper-before-issue-19", "before-issue-9"],
 )
 def test_rl_cycle_vs_single_epoch(benchmark, splits, errata, sb3):

@@ -14,7 +14,7 @@ import json
 import random
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -25,8 +25,7 @@ from rlaux.io import atomic_write, write_csv
 
 if TYPE_CHECKING:
     from rlaux.config import TrainConfig
-    from rlaux.methods.base import AuxMethod
-    from rlaux.training import Trainer
+    from rlaux.trainer import Trainer
 
 CKPT = "checkpoint.pt"
 BEST = "best.pt"
@@ -35,6 +34,14 @@ CONFIG = "config.json"
 METRICS = "metrics.json"
 FORMAT = 2  # bump when the checkpoint's layout changes; other formats are refused, not misread
 STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
+
+
+class Stateful(Protocol):
+    """What a checkpoint needs of a method: its state out and back in (`AuxMethod` meets it)."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
@@ -77,7 +84,7 @@ def clear(out: Path) -> None:
         (Path(out) / name).unlink(missing_ok=True)
 
 
-def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, method: AuxMethod) -> None:
+def save(out: Path, epochs_done: int, history: list[dict], trainer: Trainer, method: Stateful) -> None:
     state = {
         "format": FORMAT,
         "epochs_done": epochs_done,
@@ -256,7 +263,7 @@ def _check_config_file(out: Path, cfg: TrainConfig) -> None:
         )
 
 
-def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: AuxMethod) -> tuple[int, list[dict]]:
+def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: Stateful) -> tuple[int, list[dict]]:
     """Put a checked checkpoint's state into the loop; returns (epochs done, history)."""
     try:
         trainer.model.load_state_dict(state["model"])

@@ -121,6 +121,10 @@ def _train(args: argparse.Namespace) -> None:
 
     metrics = train(cfg, resume=args.resume, overwrite=args.overwrite)
     print(json.dumps(metrics, indent=2))
+    print(
+        f"run saved in {cfg.out} (metrics.json, history.csv, best.pt); re-evaluate: rlaux evaluate {cfg.out}",
+        file=sys.stderr,
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:

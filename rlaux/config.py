@@ -8,16 +8,48 @@ written, and every error names the offending key and the values it accepts.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rlaux.errors import ConfigError, one_line
+from rlaux.registry import MAXL_METHODS, METHODS, RL_METHODS
 
-DatasetName = Literal["cifar100-20", "cifar10", "svhn"]
-NUM_CLASSES: dict[str, int] = {"cifar100-20": 20, "cifar10": 10, "svhn": 10}  # primary classes C
+
+@dataclass(frozen=True)
+class DatasetFacts:
+    """What the config, the claims and the report need to know of a dataset (its loader is in `rlaux.data`)."""
+
+    num_classes: int
+    """Primary classes C."""
+    title: str
+    """Its name in the report."""
+    prefix: str
+    """Experiment ids of params.yaml start with it ("c10-rl"): the claims find their arms by it."""
+    full_train: int
+    """Images in the official training split: a run on a tenth of it or less is called a slice."""
+    human_task: bool = False
+    """It has human auxiliary labels (the `human` method and its claims)."""
+
+
+DATASET_FACTS: dict[str, DatasetFacts] = {
+    "cifar100-20": DatasetFacts(20, "CIFAR-100-20", "c100", 50_000, human_task=True),
+    "cifar10": DatasetFacts(10, "CIFAR-10", "c10", 50_000),
+    "svhn": DatasetFacts(10, "SVHN", "svhn", 73_257),
+}
+"""Adding a dataset: a row here, its loader in `rlaux.data.DATASETS`, its experiments in params.yaml."""
+
+
+def _known_dataset(name: str) -> str:
+    if name not in DATASET_FACTS:
+        raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(DATASET_FACTS)}")
+    return name
+
+
+DatasetName = Annotated[str, AfterValidator(_known_dataset)]
 DeviceName = Literal["auto", "cpu", "cuda"]
 DATA_ENV_VAR = "RLAUX_DATA"
 
@@ -124,7 +156,6 @@ class QueueConfig(_Strict):
     """Runs that share one GPU at a time (each asks Ray for 1/runs_per_gpu of a GPU)."""
 
 
-RL_METHODS, MAXL_METHODS = ("rl", "wa-rl"), ("maxl", "wa-maxl")
 APPLIES_TO: dict[str, tuple[str, ...]] = {
     **{f"errata.{name}": RL_METHODS for name in Errata.model_fields},  # the authors' RL-AUX code
     # (errata.weight_scale_8w3 changes only WA-RL's weights; the as-run rl experiment carries it, as the authors' code did)
@@ -209,23 +240,22 @@ class TrainConfig(_Strict):
     @field_validator("method")
     @classmethod
     def _known_method(cls, name: str) -> str:
-        from rlaux.methods import METHODS
-
         if name not in METHODS:
             raise ValueError(f"unknown method {name!r}; allowed: {', '.join(METHODS)}")
         return name
 
     @model_validator(mode="after")
     def _compatible(self) -> TrainConfig:
-        if self.method == "human" and self.dataset != "cifar100-20":
+        if self.method == "human" and not DATASET_FACTS[self.dataset].human_task:
+            with_labels = ", ".join(name for name, facts in DATASET_FACTS.items() if facts.human_task)
             raise ValueError(
                 f"method 'human' needs human auxiliary labels; dataset {self.dataset!r} has none "
-                f"(use dataset cifar100-20)"
+                f"(use dataset {with_labels})"
             )
         if self.method == "human" and self.psi != 5:
             raise ValueError(f"method 'human' uses the 5 fine classes per superclass; set psi to 5, not {self.psi}")
-        k = self.psi * NUM_CLASSES[self.dataset]
-        if self.errata.broadcast_targets and (self.method not in ("rl", "wa-rl") or self.batch_size != k):
+        k = self.psi * DATASET_FACTS[self.dataset].num_classes
+        if self.errata.broadcast_targets and (self.method not in RL_METHODS or self.batch_size != k):
             raise ValueError(
                 f"errata.broadcast_targets needs method rl or wa-rl and K = batch_size (the authors' "
                 f"CIFAR-100-20 runs had K = B = 100); got method {self.method!r}, K = {k}, "

@@ -21,7 +21,7 @@ from torch import Tensor
 from torchvision import datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
-from rlaux.config import DATA_ENV_VAR, NUM_CLASSES, TrainConfig
+from rlaux.config import DATA_ENV_VAR, DATASET_FACTS, TrainConfig
 from rlaux.errors import ConfigError, DataFileError, DatasetNotFoundError, one_line
 
 
@@ -147,13 +147,14 @@ def _torchvision(factory: Callable[..., object], root: Path, download: bool, nam
                     f"dataset {name!r}: the torchvision files under {place.resolve()} are incomplete or corrupted "
                     f"({what or err}) and {how}. Fix: delete "
                     f"{place.resolve() if place != root else ', '.join(p.name for p, _ in files)} and download again "
-                    f"(--download true, with internet access), or point --data-root at a complete copy"
+                    f"(--download true, with internet access), or point the data root (--data-root, `data_root`) at a complete copy"
                 )
             ) from None
         raise DatasetNotFoundError(
             one_line(
                 f"dataset {name!r} not found under data root {root.resolve()} and {how} ({err}). "
-                f"Fix: point --data-root (params key `data_root`, or ${DATA_ENV_VAR}) at a folder holding "
+                f"Fix: point the data root (--data-root; config key `data_root`, also gymnasium.make(..., data_root=...); "
+                f"or ${DATA_ENV_VAR}) at a folder holding "
                 f"the torchvision files or the offline subsets (subsets/cifar10.npz, subsets/cifar100.npz), "
                 f"or run once with internet access and download on."
             )
@@ -281,10 +282,14 @@ def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]
 
 CIFAR_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.2, 0.2, 0.2)}
 DATASETS: dict[str, DatasetInfo] = {
-    "cifar100-20": DatasetInfo(num_classes=NUM_CLASSES["cifar100-20"], flip=True, load=_load_cifar100_20, **CIFAR_NORM),
-    "cifar10": DatasetInfo(num_classes=NUM_CLASSES["cifar10"], flip=True, load=_load_cifar10, **CIFAR_NORM),
+    "cifar100-20": DatasetInfo(
+        num_classes=DATASET_FACTS["cifar100-20"].num_classes, flip=True, load=_load_cifar100_20, **CIFAR_NORM
+    ),
+    "cifar10": DatasetInfo(
+        num_classes=DATASET_FACTS["cifar10"].num_classes, flip=True, load=_load_cifar10, **CIFAR_NORM
+    ),
     "svhn": DatasetInfo(
-        num_classes=NUM_CLASSES["svhn"],
+        num_classes=DATASET_FACTS["svhn"].num_classes,
         flip=False,
         load=_load_svhn,
         mean=(0.4377, 0.4438, 0.4728),

@@ -24,6 +24,11 @@ from rlaux.errors import ConfigError
 from rlaux.experiments import PARAMS, RUNS, load_params, run_experiment
 
 INSTALL_HINT = "rlaux dispatch needs Ray: pip install 'rlaux[cluster]' (or pip install ray)"
+RAY_AUTH_MODE = "RAY_AUTH_MODE"
+"""A Ray started here listens on every interface of the machine, not on loopback: Ray 2.60 turns 127.0.0.1
+into the node's network address on purpose (`ray._private.services.resolve_ip_for_localhost`) and its
+servers bind to all addresses. What keeps others out is Ray's token authentication ("token": a token in
+~/.ray/auth_token that every request must carry), which `dispatch` asks for."""
 
 
 def train_one(workspace: str, params_path: str, profile: str, exp_id: str, seed: int, threads: int) -> dict[str, Any]:
@@ -80,6 +85,8 @@ def dispatch(
     if started_here:
         address = address or os.environ.get("RAY_ADDRESS") or None
         declared = gpus if gpus is not None else max(cfg.queue.gpus for _, _, cfg in runs) or None
+        if address is None:  # a Ray of our own: token authentication unless the user turned it off knowingly
+            os.environ.setdefault(RAY_AUTH_MODE, "token")
         ray.init(address=address, num_gpus=None if address else declared, log_to_driver=False)
     try:
         return _run_all(

@@ -13,9 +13,9 @@ import torch
 from sklearn.metrics import normalized_mutual_info_score, precision_recall_fscore_support
 from torch import Tensor, nn
 
+from rlaux.batch import AuxTargets
 from rlaux.data import Split, Splits
 from rlaux.errors import CheckpointError, ConfigError, one_line
-from rlaux.methods.base import AuxTargets
 from rlaux.models import predict
 
 PAPER_LAST_EPOCHS = 15
@@ -114,7 +114,8 @@ def reevaluate(run_dir: Path, data_root: Path | None = None, device: str | None 
     from rlaux.config import build_config
     from rlaux.data import load_splits
     from rlaux.io import write_json
-    from rlaux.training import new_model, resolve_device
+    from rlaux.runtime import resolve_device
+    from rlaux.trainer import new_model
 
     run_dir = Path(run_dir)
     fix = f"re-run training into {run_dir} (or pass the right run directory)"

@@ -17,12 +17,8 @@ profile (or another experiment) never invalidates a trained run of another.
 
 from __future__ import annotations
 
-import datetime
 import json
-import os
-import platform
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -169,35 +165,6 @@ def write_plans(params: Params, plan_dir: Path = PLANS) -> list[Path]:
     return paths
 
 
-def machine(device: str = "cpu") -> dict[str, Any]:
-    """Where a run trained: node, CPU and GPU model, torch threads, the GPUs it could see, the Ray node
-    (under `rlaux dispatch`), torch and python versions, and when it finished."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import torch
-
-    gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
-    ray = sys.modules.get("ray")
-    in_ray = ray is not None and ray.is_initialized()
-    return {
-        "node": platform.node(),
-        "ray_node": ray.get_runtime_context().get_node_id() if in_ray else "",
-        "cpu": cpu,
-        "threads": torch.get_num_threads(),
-        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
-        "gpu": gpu,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "finished": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
 def run_experiment(
     exp_id: str,
     params_path: Path = PARAMS,
@@ -257,14 +224,14 @@ def _train_run(cfg: TrainConfig) -> dict:
     and their small files are committed to git), so the stage drops what DVC would have removed:
     runs trained under another results version or another config.
     """
-    from rlaux.devices import workspace_path
+    from rlaux.io import workspace_path
 
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
     out = Path(cfg.out)
     code = run_identity.code_record()
     if (kept := _finished_run(cfg, code)) is not None:
         return kept
-    from rlaux.training import train  # torch: imported only for a run that trains (or needs checking with torch)
+    from rlaux.training import train  # torch: imported only for a run that trains (or needs checking with torch
 
     if out.is_dir() and any(out.iterdir()) and run_identity.read_json(out / run_identity.CODE_FILE) != code:
         shutil.rmtree(out)  # trained by other code (or before runs recorded theirs)

@@ -1,5 +1,6 @@
-"""Atomic file writes: a temporary sibling renamed into place, so a killed process never
-leaves a half-written output. Free of torch, so cheap commands stay cheap."""
+"""Files and paths: atomic writes (a temporary sibling renamed into place, so a killed process never
+leaves a half-written output) and workspace paths that survive DVC's queue. Free of torch, so cheap
+commands stay cheap."""
 
 from __future__ import annotations
 
@@ -42,3 +43,16 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+def workspace_path(path: Path, cwd: Path | None = None) -> Path:
+    """An absolute path. A relative one names a path of the workspace, also from inside one of DVC's
+    queued copies (`<workspace>/.dvc/tmp/exps/<tmp>/...`), which holds no git-ignored files such as ./data."""
+    path, cwd = Path(path), Path(cwd or Path.cwd()).resolve()
+    if path.is_absolute():
+        return path
+    for copy in (cwd, *cwd.parents):
+        exps = copy.parent
+        if exps.name == "exps" and exps.parent.name == "tmp" and exps.parent.parent.name == ".dvc":
+            return exps.parent.parent.parent / cwd.relative_to(copy) / path
+    return cwd / path

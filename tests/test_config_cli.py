@@ -15,7 +15,7 @@ from rlaux.cli import build_parser, config_from_args, main
 from rlaux.config import build_config
 from rlaux.errors import ConfigError
 from rlaux.experiments import load_params
-from rlaux.methods import METHODS
+from rlaux.registry import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -169,3 +169,25 @@ def test_bad_requests_fail_before_ray_starts(tmp_path, monkeypatch, data_root):
         dispatch(Path("params.yaml"))
     assert str(err.value) == INSTALL_HINT
     assert not ray.is_initialized()
+
+
+@pytest.mark.parametrize("user_mode, expected", [(None, "token"), ("disabled", "disabled")])
+def test_a_local_ray_is_started_with_token_authentication(tmp_path, monkeypatch, data_root, user_mode, expected):
+    """Ray listens on the machine's network address even when started here (it cannot bind to loopback),
+    so dispatch's own Ray asks for token authentication; a user's explicit RAY_AUTH_MODE is kept."""
+    monkeypatch.chdir(workspace(tmp_path, data_root))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    if user_mode is None:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    else:
+        monkeypatch.setenv("RAY_AUTH_MODE", user_mode)
+    seen = {}
+
+    def fake_init(**kwargs):
+        seen.update(mode=os.environ.get("RAY_AUTH_MODE"), address=kwargs.get("address"))
+        raise RuntimeError("stop before starting Ray")
+
+    monkeypatch.setattr(ray, "init", fake_init)
+    with pytest.raises(RuntimeError, match="stop before starting Ray"):
+        dispatch(Path("params.yaml"))
+    assert seen == {"mode": expected, "address": None}

@@ -13,14 +13,15 @@ from torch import nn
 from torch.func import functional_call
 
 from rlaux import evaluation
+from rlaux.batch import AuxTargets, Batch
 from rlaux.cli import main
 from rlaux.config import build_config
 from rlaux.losses import batch_entropy, block_mask, focal_loss, weight_factor
 from rlaux.methods import maxl as maxl_module
-from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.maxl import LabelNet, meta_objective
 from rlaux.models import mlp_head
-from rlaux.training import STREAM_META, build_run, total_loss, train
+from rlaux.trainer import STREAM_META, total_loss
+from rlaux.training import build_run, train
 
 C, PSI = 2, 2  # tiny problem: 2 primary classes, 4 auxiliary classes, 8x8 images
 

@@ -12,10 +12,10 @@ from scipy import optimize, stats
 from test_pipeline import REPO, _synthetic_runs
 
 from rlaux.experiments import load_params
+from rlaux.report.claims import VERDICTS, all_claims, claims, last15_name, run_epochs
 from rlaux.report.collect import collect
 from rlaux.report.figures import FIGURES, SPLIT_GAP, _save, draw, draw_claims
 from rlaux.report.readme import render
-from rlaux.report.tables import VERDICTS, all_claims, claims, last15_name, run_epochs
 
 RL_VS_SINGLE = ("RL-AUX beats single-task learning", "cifar10")
 
@@ -268,3 +268,34 @@ def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
     assert rl.reward_batch_share == pytest.approx(0.85) and rl.ppo_approx_kl == pytest.approx(0.002)
     assert math.isnan(rl.ppo_clip_fraction) and single[["policy_entropy", "reward_label_share"]].isna().all()
     assert "policy_entropy" in pd.read_csv(tmp_path / "results" / "runs.csv")
+
+
+def test_a_new_dataset_reaches_the_claims_and_the_report_from_its_facts_alone(monkeypatch):
+    """A throwaway dataset, "toy": one row of facts (config.py), its experiments (params.yaml) and, for training,
+    its loader (data.py) are all it takes; neither the claims nor the report name datasets themselves."""
+    from rlaux.config import DATASET_FACTS, DatasetFacts
+    from rlaux.experiments import Params
+
+    monkeypatch.setitem(DATASET_FACTS, "toy", DatasetFacts(10, "Toy-10", "toy", 60_000))
+    params = Params.model_validate(
+        {
+            "profile": "p",
+            "seed_pool": [0, 1, 2, 3, 4],
+            "profiles": {"p": {"seeds": 5, "settings": {"epochs": 6, "width": 0.125}, "datasets": {"toy": {}}}},
+            "experiments": {f"toy-{m}": {"dataset": "toy", "method": m} for m in ("single", "rl", "maxl")},
+        }
+    )
+    c10 = _synthetic_runs()
+    runs = c10.assign(experiment=c10.experiment.str.replace("c10-", "toy-"), dataset="toy")
+    cl = all_claims(runs)
+    toy = cl[(cl.dataset == "toy") & (cl.n > 0)]
+    assert set(toy.claim) == {
+        "RL-AUX beats single-task learning",
+        "MAXL beats single-task learning",
+        "RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)",
+    }
+    assert set(toy.metric) == {"test_acc_last15", "test_acc_best_val"} and (toy.n == 5).all()
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    answer = render(params, runs, paper, REPO, REPO).splitlines()[2]
+    assert answer.startswith("**The answer** at this scale (Toy-10: the full training set, VGG16 width 0.125, ")
+    assert "“RL-AUX beats single-task learning”" in answer

@@ -150,7 +150,7 @@ def test_numbers_move_only_with_the_results_version(variant, recorded, tmp_path)
 def test_a_one_constant_change_in_a_loss_is_caught(recorded, tmp_path, monkeypatch):
     """The fingerprint sees a focal loss whose exponent is off by 1e-6 (what a changed constant looks like)."""
     focal = losses.focal_loss
-    monkeypatch.setattr("rlaux.training.focal_loss", lambda logits, y, gamma: focal(logits, y, gamma + 1e-6))
+    monkeypatch.setattr("rlaux.trainer.focal_loss", lambda logits, y, gamma: focal(logits, y, gamma + 1e-6))
     assert differences(recorded["variants"]["single"], fingerprint("single", tmp_path / "single"))
 
 

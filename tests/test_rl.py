@@ -30,7 +30,8 @@ from rlaux.methods.rl.actions import ActionCodec
 from rlaux.methods.rl.agent import label_probs
 from rlaux.methods.rl.env import STREAM_REWARD, AuxTaskEnv
 from rlaux.methods.rl.method import RLAux
-from rlaux.training import Trainer, train
+from rlaux.trainer import Trainer
+from rlaux.training import train
 
 TINY = dict(train_size=300, test_size=100, width=0.0625)  # 270 training images: batches of 100, 100, 70
 SHORT = dict(n_train=90, batch_size=30)  # 3 batches of 30: few single-image env steps

@@ -8,8 +8,9 @@ import pytest
 import torch
 from test_rl import make_trainer, rl_method, splits  # noqa: F401  (fixtures)
 
-from rlaux.methods.base import AuxTargets
-from rlaux.training import total_loss, train_epoch
+from rlaux.batch import AuxTargets
+from rlaux.trainer import total_loss
+from rlaux.training import train_epoch
 
 ONE_PASS = dict(n_steps=90, ppo_batch_size=90, n_epochs=1)  # one minibatch per rollout, one gradient step
 

@@ -17,7 +17,8 @@ from sb3_contrib.common.maskable.distributions import make_masked_proba_distribu
 from rlaux.config import build_config
 from rlaux.methods.rl.agent import PPO_LOG_KEYS
 from rlaux.methods.rl.method import RLAux
-from rlaux.methods.rl.ppo import masked_distribution, use_sb3_contrib
+from rlaux.methods.rl.ppo import masked_distribution
+from rlaux.methods.rl.sb3_reference import use_sb3_contrib
 from rlaux.training import build_run, train_epoch
 
 # 270 training images: 3 rollouts of 90 steps, each updated in 2 passes of 3 minibatches of 30

@@ -78,7 +78,7 @@ def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_
 
 
 def test_deterministic_mode_skips_the_nan_fill(small_config):
-    from rlaux.training import Trainer
+    from rlaux.trainer import Trainer
 
     torch.utils.deterministic.fill_uninitialized_memory = True
     Trainer.build(small_config(epochs=1, train_size=300))
@@ -89,7 +89,8 @@ def test_deterministic_mode_skips_the_nan_fill(small_config):
 @pytest.mark.parametrize("method", ["single", "maxl", "rl", "wa-rl"])
 def test_every_method_is_deterministic_on_cuda_without_warn_only(small_config, method):
     """A non-deterministic CUDA op raises here instead of warning; same seed, same epoch, twice."""
-    from rlaux.training import build_run, make_deterministic, train_epoch
+    from rlaux.runtime import make_deterministic
+    from rlaux.training import build_run, train_epoch
 
     rows = []
     for _ in range(2):
@@ -141,6 +142,7 @@ def test_cli_train_human_and_evaluate_roundtrip(data_root, tmp_path, capsys):
         ]
     )
     trained = _metrics(out)
+    assert f"run saved in {out}" in capsys.readouterr().err  # stdout stays the metrics' JSON
     main(["evaluate", str(out)])
     evaluated = _metrics(out)
     for key in ("test_acc_best_val", "precision", "recall", "f1", "test_acc_last15"):
@@ -157,7 +159,7 @@ def test_human_rejects_dataset_without_human_labels(small_config):
 def test_random_labels_are_fixed_and_inside_the_block(small_config):
     from rlaux.methods import make_method
     from rlaux.methods.base import MethodContext
-    from rlaux.training import Trainer
+    from rlaux.trainer import Trainer
 
     cfg = small_config(method="random", train_size=500)
     trainer = Trainer.build(cfg)

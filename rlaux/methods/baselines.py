@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from rlaux.methods.base import AuxMethod, AuxTargets, Batch, MethodContext
+from rlaux.batch import AuxTargets, Batch
+from rlaux.methods.base import AuxMethod, MethodContext
 
 
 class SingleTask(AuxMethod):

@@ -22,11 +22,13 @@ import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from rlaux.batch import AuxTargets, Batch
 from rlaux.config import TrainConfig
 from rlaux.losses import batch_entropy, focal_loss, masked_softmax, weight_factor
-from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
+from rlaux.methods.base import AuxMethod, EpochStats, MethodContext
 from rlaux.models import init_weights, mlp_head, trunk_dim, vgg16_trunk
-from rlaux.training import STREAM_META, total_loss
+from rlaux.registry import METHODS
+from rlaux.trainer import STREAM_META, total_loss
 
 Outputs = tuple[Tensor, Tensor]  # (primary logits, auxiliary logits), the main network's contract
 FD_STEP = 0.01  # MAXL's first-order script perturbs θ by ±FD_STEP in norm: ε = FD_STEP / ‖v‖
@@ -131,7 +133,9 @@ class MAXL(AuxMethod):
     def __init__(self, ctx: MethodContext) -> None:
         super().__init__(ctx)
         cfg, width = self.cfg, self.cfg.width
-        self.label_net = LabelNet(vgg16_trunk(width), trunk_dim(width), ctx.num_aux, cfg.psi, cfg.method == "wa-maxl")
+        self.label_net = LabelNet(
+            vgg16_trunk(width), trunk_dim(width), ctx.num_aux, cfg.psi, METHODS[cfg.method].weight_aware
+        )
         init_weights(self.label_net, "normal" if cfg.maxl.label_init == "xavier_normal" else "uniform")
         self.label_net.to(ctx.device)
         self.optimizer = torch.optim.SGD(

@@ -12,7 +12,7 @@ import pandas as pd
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 from rlaux.io import write_json, write_text
-from rlaux.report.tables import mean_ci
+from rlaux.report.stats import mean_ci
 
 METRICS = [
     "test_acc_last15",
@@ -50,7 +50,7 @@ def data_manifest(params: Params, out: Path) -> dict:
     import torch
 
     from rlaux.data import load_splits
-    from rlaux.devices import workspace_path
+    from rlaux.io import workspace_path
 
     manifest: dict = {"profile": params.profile}
     for _exp_id, seed, cfg in params.active_runs():

@@ -16,14 +16,8 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from rlaux.io import atomic_write
-from rlaux.report.tables import (
-    CLAIMS,
-    HEADLINE_METRIC,
-    all_claims,
-    last15_name,
-    run_epochs,
-    t_interval,
-)
+from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name, run_epochs
+from rlaux.report.stats import t_interval
 
 
 @dataclass(frozen=True)
@@ -268,7 +262,7 @@ def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, p
     cl = all_claims(runs, profile, paper)
     cl = cl[cl.n > 0]
     keys = list(dict.fromkeys(zip(cl.claim, cl.dataset, strict=True)))
-    margins = {(c.text, c.dataset): c.margin for c in CLAIMS}
+    margins = {(c.text, c.dataset): c.margin for c in claim_list()}
     colours = sns.color_palette("muted")
     styles = (  # metric, row offset, marker, colour, legend
         (HEADLINE_METRIC, -0.15, "o", colours[0], "validation-selected (test_acc_best_val)"),

@@ -15,26 +15,16 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from rlaux.config import TrainConfig
+from rlaux.config import DATASET_FACTS, TrainConfig
 from rlaux.experiments import Params
 from rlaux.io import write_text
+from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
+from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
 from rlaux.report.figures import CLAIMS_FIGURE, FIGURES
-from rlaux.report.tables import (
-    CLAIMS,
-    HEADLINE_METRIC,
-    _md,
-    all_claims,
-    cost,
-    last15_name,
-    mean_ci,
-    reproduction,
-)
+from rlaux.report.markdown import md
+from rlaux.report.stats import mean_ci
+from rlaux.report.tables import cost, reproduction
 
-LABEL_METHODS = ("maxl", "wa-maxl", "rl", "wa-rl")
-RL_METHODS = ("rl", "wa-rl")
-DATASET_NAMES = {"cifar10": "CIFAR-10", "cifar100-20": "CIFAR-100-20", "svhn": "SVHN"}
-FULL_TRAIN = {"cifar10": 50_000, "cifar100-20": 50_000, "svhn": 73_257}
-"""The official training sets: a run on a tenth of one or less is called a slice in the report's answer."""
 UNMOVED_NATS = 0.01
 """The policy 'did not move' when its entropy is within this of ln ψ and its KL from the initial policy below it."""
 SIGNAL_SHARE = 0.1
@@ -74,7 +64,7 @@ def _scale(params: Params, runs: pd.DataFrame) -> dict[str, str]:
     parts = {}
     for exp, cfg in _configs(params).items():
         if exp in present and cfg.dataset not in parts:
-            full = FULL_TRAIN.get(cfg.dataset)
+            full = DATASET_FACTS[cfg.dataset].full_train
             if not cfg.train_size:
                 images = "the full training set"
             elif full and cfg.train_size <= full / 10:
@@ -85,7 +75,7 @@ def _scale(params: Params, runs: pd.DataFrame) -> dict[str, str]:
                 int(runs[runs.dataset == cfg.dataset].groupby("experiment").size().max()) if "dataset" in runs else 0
             )
             parts[cfg.dataset] = (
-                f"{DATASET_NAMES.get(cfg.dataset, cfg.dataset)}: {images}, VGG16 width {cfg.width:g}, "
+                f"{DATASET_FACTS[cfg.dataset].title}: {images}, VGG16 width {cfg.width:g}, "
                 f"{cfg.epochs} epochs, {seeds or len(params.seeds())} seeds"
             )
     return parts
@@ -145,7 +135,9 @@ def _agent_words(a) -> str:
     if pd.isna(a.reward_label_share):
         return f"{move}; its reward's signal was not measured"
     # WA-RL's actions are a label and a loss weight per sample: a weight scales the copy's SGD step
-    actions, chosen = ("labels and weights", "label-and-weight set") if a.method == "wa-rl" else ("labels", "label set")
+    actions, chosen = (
+        ("labels and weights", "label-and-weight set") if METHODS[a.method].weight_aware else ("labels", "label set")
+    )
     shares = (
         f"{a.reward_label_share:.0%} of the reward variance due to the {chosen} vs "
         f"{_num(a.reward_batch_share * 100, 0)}% due to the evaluation batch"
@@ -192,7 +184,8 @@ def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
         lead = f"**The answer** at this scale ({scale.get(dataset, '')}; {test}): {_verdicts(rows)}"
     else:
         lead = f"**The answer** at this scale ({test}). " + " ".join(
-            f"On {scale.get(d, DATASET_NAMES.get(d, d))}: {_verdicts(rows)}" for d, rows in groups
+            f"On {scale.get(d, DATASET_FACTS[d].title if d in DATASET_FACTS else d)}: {_verdicts(rows)}"
+            for d, rows in groups
         )
     agents = agent_summary(runs, params)
     if len(agents):
@@ -356,12 +349,12 @@ def claims_section(cl: pd.DataFrame, names: dict[str, str]) -> str:
     text += (
         "### Validation-selected test accuracy (the headline)\n\nTest accuracy at the epoch with the best "
         "validation accuracy: the paper selected on test, so this is the unbiased comparison.\n\n"
-        + _md(_claims_table(cl, HEADLINE_METRIC))
+        + md(_claims_table(cl, HEADLINE_METRIC))
         + f"\n### test_acc_last15: {last15}\n\nThe paper's metric when runs are long enough; paper's "
         "difference: its own better − worse (its last 15 epochs), and whether our interval excludes it.\n\n"
-        + _md(_claims_table(cl, "test_acc_last15"))
+        + md(_claims_table(cl, "test_acc_last15"))
     )
-    untested = len({(c.text, c.dataset) for c in CLAIMS}) - len(cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)])
+    untested = len({(c.text, c.dataset) for c in claim_list()}) - len(cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)])
     if untested:
         text += (
             f"\n{untested} more claims (other datasets or experiments) are not run in this "
@@ -382,7 +375,7 @@ def reproduction_section(runs: pd.DataFrame, paper: pd.DataFrame, names: dict[st
         + ("" if last15.startswith("last 15") else f" Our test_acc_last15 here is the {last15}.")
         + "\n\n"
     )
-    text += _md(run) if len(run) else "No paper number has runs in this profile.\n"
+    text += md(run) if len(run) else "No paper number has runs in this profile.\n"
     if len(rep) > len(run):
         text += f"\n{len(rep) - len(run)} more paper numbers are not run in this profile (see reproduction.md).\n"
     return text
@@ -415,7 +408,7 @@ def cost_section(runs: pd.DataFrame) -> str:
             "GPU, as `torch.cuda.set_sync_debug_mode` reports them; a method whose count grows with the data "
             "stalls the GPU per batch.\n\n"
         )
-    return text + _md(table)
+    return text + md(table)
 
 
 def labels_section(runs: pd.DataFrame) -> str:
@@ -449,7 +442,7 @@ def labels_section(runs: pd.DataFrame) -> str:
             }
             | {name: _mean_ci(g[col], 3) if col in g else "–" for col, name in cols.items()}
         )
-    text += _md(pd.DataFrame(rows))
+    text += md(pd.DataFrame(rows))
     if all((c not in df) or df[c].isna().all() for c in cols):
         text += "\nThe runs did not log label diagnostics (history.csv has no `labels/*` columns).\n"
     return text
@@ -483,7 +476,7 @@ def agent_section(runs: pd.DataFrame, params: Params) -> str:
             | {name: _mean_ci(g[col], digits.get(col, 3)) if col in g else "–" for col, name in _AGENT_COLUMNS.items()}
         )
     words = "".join(f"- {a.experiment}: {_agent_words(a)}.\n" for a in summary.itertuples())
-    return text + _md(pd.DataFrame(rows)) + "\n" + words
+    return text + md(pd.DataFrame(rows)) + "\n" + words
 
 
 def render(

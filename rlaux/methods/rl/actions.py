@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor
 
+from rlaux.batch import AuxTargets
 from rlaux.losses import authors_mask_softmax, block_mask, weight_factor
-from rlaux.methods.base import AuxTargets
+from rlaux.registry import METHODS
 
 if TYPE_CHECKING:
     from rlaux.config import TrainConfig
@@ -44,7 +45,7 @@ class ActionCodec:
         self.broadcast = cfg.errata.broadcast_targets
         self.soft = cfg.errata.unmasked_soft_targets or self.broadcast
         self.masked = not (self.in_block or self.soft)
-        self.weight_aware = cfg.method == "wa-rl"
+        self.weight_aware = METHODS[cfg.method].weight_aware
         self.weight_bins = cfg.rl.weight_bins
         self.weight_scale = (8.0, 3.0) if cfg.errata.weight_scale_8w3 else (10.0, 5.0)
         self.lam = cfg.lam

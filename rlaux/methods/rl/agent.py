@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -34,7 +35,6 @@ from rlaux.models import mlp_head, trunk_dim, vgg16_trunk
 
 if TYPE_CHECKING:
     from rlaux.config import TrainConfig
-    from rlaux.methods.rl.env import AuxTaskEnv
 
 PPO_LOG_KEYS = (
     "policy_gradient_loss",
@@ -198,9 +198,8 @@ def default_n_steps(cfg: TrainConfig) -> int:
     return cfg.rl.n_steps or (79 if cfg.dataset == "cifar100-20" else 100)
 
 
-def make_agent(env: AuxTaskEnv) -> AuxPPO:
-    """PPO with the paper's hyperparameters (SPEC §5), seeded from cfg.seed; SB3 defaults otherwise."""
-    cfg = env.trainer.cfg
+def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device) -> AuxPPO:
+    """PPO on `env` with the paper's hyperparameters (SPEC §5), seeded from cfg.seed; SB3 defaults otherwise."""
     rl, errata = cfg.rl, cfg.errata
     policy_kwargs = dict(
         net_arch=[],
@@ -222,5 +221,5 @@ def make_agent(env: AuxTaskEnv) -> AuxPPO:
         ent_coef=rl.ent_coef,
         policy_kwargs=policy_kwargs,
         seed=cfg.seed,
-        device=env.trainer.device,
+        device=device,
     )

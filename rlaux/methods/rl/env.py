@@ -27,17 +27,17 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
+from rlaux.batch import AuxTargets, Batch
 from rlaux.evaluation import LabelStats
 from rlaux.losses import batch_entropy, focal_loss
-from rlaux.methods.base import AuxTargets, Batch
 from rlaux.methods.rl.actions import ActionCodec
 from rlaux.methods.rl.agent import label_probs
-from rlaux.training import new_optimizer
+from rlaux.trainer import new_optimizer
 
 if TYPE_CHECKING:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
-    from rlaux.training import Trainer
+    from rlaux.trainer import Trainer
 
 ENV_ID = "rlaux/AuxTask-v0"
 STREAM_REWARD = 4  # the reward batches' random stream, independent of the epoch's order and augmentation

@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from rlaux.methods.base import AuxMethod, AuxTargets, Batch, EpochStats, MethodContext
+from rlaux.batch import AuxTargets, Batch
+from rlaux.methods.base import AuxMethod, EpochStats, MethodContext
 from rlaux.methods.rl.agent import make_agent, unvalidated_distributions
 from rlaux.methods.rl.collector import BatchedCollector, Collector, EnvCollector, rollout_budget
 from rlaux.methods.rl.diagnostics import AgentProbe
@@ -34,7 +35,7 @@ class RLAux(AuxMethod):
         super().__init__(ctx)
         self.env = AuxTaskEnv(ctx.trainer)
         self.codec = self.env.codec
-        self.agent = make_agent(self.env)
+        self.agent = make_agent(self.env, ctx.cfg, ctx.device)
         self.env.attach_policy(self.agent.policy)
         budget = rollout_budget(self.agent, self.env)
         if budget < min(self.cfg.batch_size, len(ctx.train)):

@@ -10,29 +10,25 @@ log is computed by the same floating-point operations as sb3-contrib 2.9's (test
 from __future__ import annotations
 
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
-from sb3_contrib import MaskablePPO
 from sb3_contrib.common.maskable.distributions import (
     MaskableCategorical,
     MaskableCategoricalDistribution,
     MaskableDistribution,
     MaskableMultiCategoricalDistribution,
     MaybeMasks,
-    make_masked_proba_distribution,
 )
-from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.utils import explained_variance
 from torch import Tensor
 from torch.distributions import Categorical
 
 if TYPE_CHECKING:
-    from rlaux.methods.rl.agent import AuxPPO
+    from sb3_contrib import MaskablePPO
 
 HUGE_NEG = -1e8  # sb3-contrib's logit for a masked action (exact in float32)
 
@@ -103,7 +99,7 @@ class UpdateStats:
         }
 
 
-def ppo_update(agent: AuxPPO) -> UpdateStats:
+def ppo_update(agent: MaskablePPO) -> UpdateStats:
     """`MaskablePPO.train`'s arithmetic, on the same minibatches in the same order (sb3-contrib 2.9.2).
 
     Only `target_kl` (unset in rlaux) reads the KL on the host, once per minibatch, as its early stop must.
@@ -184,41 +180,3 @@ def read_updates(updates: list[UpdateStats]) -> list[dict[str, float]]:
         row |= {"approx_kl": float(np.mean(kl)), "explained_variance": explained_variance(values, returns)}
         rows.append(row | {"policy_entropy": float(entropy[0])})
     return rows
-
-
-def use_sb3_contrib(agent: AuxPPO) -> None:
-    """The reference, for tests and benchmarks: run `agent` on sb3-contrib's own code, as rlaux did before
-    issue 19: `MaskableCategorical`, `MaskablePPO.train` (its logger read after each update) and SB3's numpy
-    GAE. Only the rollout's storage stays `DeviceRolloutBuffer`'s (tested against SB3's buffer)."""
-    from rlaux.methods.rl.agent import PPO_LOG_KEYS, unvalidated_distributions
-
-    buffer = agent.rollout_buffer
-    agent.policy.action_dist = make_masked_proba_distribution(agent.action_space)
-    updates: list[dict[str, float]] = []
-
-    def gae(last_values: Tensor, dones: Tensor | np.ndarray) -> None:
-        host = SimpleNamespace(buffer_size=buffer.buffer_size, gamma=buffer.gamma, gae_lambda=buffer.gae_lambda)
-        host.rewards, host.values, host.episode_starts = (
-            t.cpu().numpy()[:, None] for t in (buffer.rewards, buffer._values, buffer.episode_starts)
-        )
-        host.advantages = np.zeros_like(host.rewards)
-        dones = np.asarray(torch.as_tensor(dones).cpu())
-        RolloutBuffer.compute_returns_and_advantage(host, last_values, dones)  # type: ignore[arg-type]
-        buffer.advantages = torch.from_numpy(host.advantages.ravel()).to(buffer.device)
-        buffer._returns = torch.from_numpy(host.returns.ravel()).to(buffer.device)
-
-    def train() -> None:
-        entropy = float(-buffer.log_probs.mean())
-        with unvalidated_distributions():
-            MaskablePPO.train(agent)
-        agent.policy.refresh_batchnorm(buffer.observations, agent.batch_size)
-        logged = {f"ppo_{k}": float(agent.logger.name_to_value[f"train/{k}"]) for k in PPO_LOG_KEYS}
-        updates.append(logged | {"policy_entropy": entropy})
-
-    def pop_log() -> dict[str, float]:
-        log = {k: float(np.mean([u[k] for u in updates])) for k in (updates[0] if updates else {})}
-        updates.clear()
-        return log
-
-    buffer.compute_returns_and_advantage = gae  # type: ignore[method-assign]
-    agent.train, agent.pop_log = train, pop_log  # type: ignore[method-assign]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from rlaux.devices import workspace_path
 from rlaux.experiments import load_params
+from rlaux.io import workspace_path
 from rlaux.report.collect import data_manifest
 
 

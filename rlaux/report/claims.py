@@ -1,0 +1,178 @@
+"""The paper's claims as data, each tested on paired seeds (`rlaux.report.stats`) with a verdict.
+
+A claim template names its experiments by the dataset's prefix (`rlaux.config.DATASET_FACTS`), so a new
+dataset gets every claim that applies to all datasets without touching this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from rlaux.config import DATASET_FACTS
+from rlaux.report.stats import ALPHA, paired_test
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    dataset: str
+    better: str  # experiment id expected to be higher
+    worse: str  # an id, or "best:<prefix>,..." = the matching experiment with the best mean validation accuracy
+    margin: float = 0.0  # better + margin > worse is tested
+
+
+CONTROL = {
+    "cifar100-20": "best:c100-human-lam,c100-random-lam",  # picked on validation accuracy
+    "cifar10": "c10-random-lam8",
+}  # one constant λ, fixed a priori (params.yaml)
+STUDIED = ("cifar100-20", "cifar10")  # where the study ran placebos, WA variants and controls
+EVERY, HUMAN = "every dataset", "datasets with a human task"
+# (claim, better, worse, margin, datasets): "{p}" is the dataset's experiment prefix, "{control}" its λ-alone control
+TEMPLATES = [
+    ("RL-AUX beats single-task learning", "{p}-rl", "{p}-single", 0.0, EVERY),
+    ("MAXL beats single-task learning", "{p}-maxl", "{p}-single", 0.0, EVERY),
+    ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "{p}-rl", "{p}-maxl", 0.5, EVERY),
+    ("RL-AUX beats the human auxiliary task", "{p}-rl", "{p}-human", 0.0, HUMAN),
+    ("Human labels beat single-task learning", "{p}-human", "{p}-single", 0.0, HUMAN),  # the premise
+    ("RL-AUX beats fixed random in-block labels", "{p}-rl", "{p}-random", 0.0, STUDIED),
+    ("RL-AUX beats its placebo", "{p}-rl", "{p}-rl-placebo", 0.0, STUDIED),  # reward independent of the actions
+    ("WA-RL beats RL-AUX", "{p}-wa-rl", "{p}-rl", 0.0, STUDIED),
+    ("WA-MAXL beats MAXL", "{p}-wa-maxl", "{p}-maxl", 0.0, STUDIED),
+    ("WA-RL's gain is more than a constant λ (WA-RL > constant-λ control)", "{p}-wa-rl", "{control}", 0.0, STUDIED),
+    # is λ = 8's gain more than its loss scale? scale9 multiplies the primary loss by 1 + λ = 9
+    ("Random labels at λ = 8 beat the loss-scale control", "c10-random-lam8", "c10-single-scale9", 0.0, ("cifar10",)),
+]
+"""The paper's claims (and the controls' questions) as data: each template applies to a tuple of datasets,
+to EVERY dataset of `DATASET_FACTS` or to those with a HUMAN task."""
+
+
+def _datasets(scope: str | tuple[str, ...]) -> tuple[str, ...]:
+    if scope == EVERY:
+        return tuple(DATASET_FACTS)
+    if scope == HUMAN:
+        return tuple(name for name, facts in DATASET_FACTS.items() if facts.human_task)
+    return tuple(scope)
+
+
+def claim_list() -> list[Claim]:
+    """One Claim per template and dataset, for the datasets `DATASET_FACTS` knows now."""
+    return [
+        Claim(
+            text,
+            ds,
+            better.format(p=DATASET_FACTS[ds].prefix),
+            worse.format(p=DATASET_FACTS[ds].prefix, control=CONTROL.get(ds)),
+            margin,
+        )
+        for text, better, worse, margin, scope in TEMPLATES
+        for ds in _datasets(scope)
+    ]
+
+
+CLAIM_METRICS = ("test_acc_last15", "test_acc_best_val")
+"""The paper's metric (last 15 epochs, as the paper selected on test) and the validation-selected one."""
+HEADLINE_METRIC = "test_acc_best_val"
+"""The verdicts the report leads with: selected on validation, so not biased by picking on test."""
+VERDICTS = ("holds", "reversed", "inconclusive")
+
+
+def pick(spec: str, runs: pd.DataFrame) -> str | None:
+    if not spec.startswith("best:"):
+        return spec if (runs.experiment == spec).any() else None
+    prefixes = spec[5:].split(",")
+    pool = runs[runs.experiment.str.startswith(tuple(prefixes))]
+    return None if pool.empty else pool.groupby("experiment")["val_acc_best"].mean().idxmax()  # chosen on validation
+
+
+def paper_difference(paper: pd.DataFrame | None, better: str, worse: str, metric: str) -> float:
+    """The paper's own better - worse on `metric`, preferring a figure that shows both; NaN if it lacks either."""
+    if paper is None or paper.empty:
+        return math.nan
+    rows = paper[paper.metric == metric]
+    hi, lo = rows[rows.experiment == better], rows[rows.experiment == worse]
+    if hi.empty or lo.empty:
+        return math.nan
+    both = sorted(set(hi.figure) & set(lo.figure))
+    if both:
+        hi, lo = hi[hi.figure == both[0]], lo[lo.figure == both[0]]
+    return round(float(hi.value.iloc[0] - lo.value.iloc[0]), 6)  # the paper prints 2-4 decimals
+
+
+def _verdict(t: dict, claim: Claim, hi: str, lo: str) -> str:
+    """'holds', 'reversed' or 'inconclusive' first; a short reason after it."""
+    p, gap = t["p_value"], t["mean_difference"] + claim.margin
+    if t["n"] >= 2 and t["ci95_high"] + claim.margin < 0:  # also catches a zero-variance negative difference
+        what = (
+            f"gap {-t['mean_difference']:.2f} pp exceeds the {claim.margin} pp margin"
+            if claim.margin
+            else (f"{hi} is {-t['mean_difference']:.2f} pp below {lo}")
+        )
+        return f"reversed ({what}; the whole 95% interval is below 0)"
+    if math.isnan(p):
+        why = f"n = {t['n']} paired seeds" if t["n"] < 2 else "every seed gives the same difference"
+        return f"inconclusive (untestable: {why})"
+    if p < ALPHA:
+        return "holds (p < 0.05)"
+    tail = [f"MDE {t['mde_80']:.1f} pp"] if not math.isnan(t["mde_80"]) else []
+    if not math.isnan(t.get("paper_difference", math.nan)):
+        where = "is excluded here" if t["paper_difference_excluded"] else "lies inside our interval"
+        tail.append(f"the paper's {t['paper_difference']:+.1f} pp {where}")
+    lean = "right direction" if gap > 0 else "wrong direction"
+    return f"inconclusive ({'; '.join([f'{lean}, p = {p:.2f}', *tail])})"
+
+
+def claims(
+    runs: pd.DataFrame, metric: str = "test_acc_last15", profile: str = "", paper: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One-sided paired t-test over seeds of `better + margin > worse`, with its power, one row per claim."""
+    rows = []
+    for c in claim_list():
+        hi, lo = (pick(s, runs) if len(runs) else None for s in (c.better, c.worse))
+        row = {
+            "claim": c.text,
+            "dataset": c.dataset,
+            "profile": profile,
+            "metric": metric,
+            "better": hi or c.better,
+            "worse": lo or c.worse,
+        }
+        if hi is None or lo is None:
+            rows.append(row | {"n": 0, "verdict": "not run in this profile"})
+            continue
+        t = paired_test(
+            runs[runs.experiment == hi].set_index("seed")[metric],
+            runs[runs.experiment == lo].set_index("seed")[metric],
+            c.margin,
+        )
+        theirs = paper_difference(paper, hi, lo, metric)
+        excluded = math.nan if math.isnan(theirs) or t["n"] < 2 else not (t["ci95_low"] <= theirs <= t["ci95_high"])
+        t |= {"paper_difference": theirs, "paper_difference_excluded": excluded}
+        rows.append(row | t | {"verdict": _verdict(t, c, hi, lo)})
+    return pd.DataFrame(rows)
+
+
+def all_claims(runs: pd.DataFrame, profile: str = "", paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The claims on every metric of CLAIM_METRICS, stacked (the `metric` column tells them apart)."""
+    return pd.concat([claims(runs, m, profile, paper) for m in CLAIM_METRICS], ignore_index=True)
+
+
+def last15_name(epochs) -> str:
+    """What test_acc_last15 is for these runs: the paper's metric only when every run has 15 epochs or more."""
+    e = sorted({int(x) for x in pd.Series(epochs, dtype=float).dropna()})
+    if not e or e[0] >= 15:
+        return "last 15 epochs (paper's metric)"
+    if e[-1] > 15:
+        return "last min(15, epochs) epochs"
+    return f"mean over all {e[0] if len(e) == 1 else f'{e[0]}–{e[-1]}'} epochs"
+
+
+def run_epochs(runs: pd.DataFrame, curves: pd.DataFrame | None = None) -> pd.Series:
+    """Epochs per run: runs.csv's `epochs`, else the last epoch in curves.csv; empty when neither says."""
+    if "epochs" in runs:
+        return runs["epochs"].dropna()
+    if curves is not None and len(curves) and "epoch" in curves:
+        return curves.groupby("experiment")["epoch"].max()
+    return pd.Series(dtype=float)
