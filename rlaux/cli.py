@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None, help="override the run's device")
     ev.set_defaults(func=_evaluate)
 
-    params_flag = {
+    params_flag: dict[str, Any] = {
         "type": Path,
         "default": PARAMS,
         "help": "the experiment matrix (default: params.yaml in the current folder, the repository root)",
@@ -320,7 +320,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         args.func(args)
     except UserError as err:  # bad input: one line, no traceback; anything else is a bug and keeps its traceback
-        print(f"rlaux: error: {one_line(err)}", file=sys.stderr)
+        print(f"rlaux: error: {one_line(str(err))}", file=sys.stderr)
         raise SystemExit(2) from None
 
 

@@ -319,9 +319,9 @@ def _format(err: ValidationError, layers: tuple[dict[str, Any], ...] = (), sourc
         key = ".".join(str(p) for p in loc) or "<root>"
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            parent = TrainConfig
+            parent: Any = TrainConfig  # then the nested section's model class (its field's annotation)
             for part in loc[:-1]:
-                parent = parent.model_fields[str(part)].annotation  # type: ignore[assignment]
+                parent = parent.model_fields[str(part)].annotation
             msg = f"unknown key; allowed keys here: {', '.join(parent.model_fields)}"
         elif e["type"] == "literal_error":
             msg = f"got {e.get('input')!r}; {msg.lower()}"

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,15 +84,16 @@ def _find_npz(root: Path, name: str) -> Path | None:
     return None
 
 
-def _expected_files(factory: Callable[..., object], root: Path, kw: dict) -> list[tuple[Path, str]]:
-    """The files (and md5 sums) torchvision's integrity check wants for this dataset."""
+def _expected_files(factory: Any, root: Path, kw: dict) -> list[tuple[Path, str]]:
+    """The files (and md5 sums) torchvision's integrity check wants for this dataset (a torchvision class,
+    read by its class attributes)."""
     if hasattr(factory, "train_list"):  # CIFAR-10 / CIFAR-100: one folder of pickles
-        folder = root / factory.base_folder  # type: ignore[attr-defined]
-        listed = factory.train_list + factory.test_list  # type: ignore[attr-defined]
+        folder = root / factory.base_folder
+        listed = factory.train_list + factory.test_list
         files = [(folder / name, md5) for name, md5 in listed]
-        return [*files, (folder / factory.meta["filename"], factory.meta["md5"])]  # type: ignore[attr-defined]
+        return [*files, (folder / factory.meta["filename"], factory.meta["md5"])]
     if hasattr(factory, "split_list"):  # SVHN: one .mat file per split
-        _, name, md5 = factory.split_list[kw["split"]]  # type: ignore[attr-defined]
+        _, name, md5 = factory.split_list[kw["split"]]
         return [(root / name, md5)]
     return []
 
@@ -211,6 +213,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
             raise DataFileError(f"data file {path}: x_{split} holds no images; {fix}")
         for key in [k for k in wanted if k.startswith(f"y_{split}")]:
             y, classes = arrays[key], wanted[key]
+            assert classes is not None  # label arrays name their class count (NPZ_ARRAYS)
             if not np.issubdtype(y.dtype, np.integer) or y.ndim != 1:
                 raise DataFileError(
                     f"data file {path}: {key} must be a 1-d integer label array, got {y.dtype} {y.shape}; {fix}"
@@ -219,7 +222,7 @@ def read_npz(path: Path, name: str) -> dict[str, np.ndarray]:
                 raise DataFileError(
                     f"data file {path}: {key} has {len(y)} labels for {len(x)} images in x_{split}; {fix}"
                 )
-            if y.min() < 0 or y.max() >= classes:  # type: ignore[operator]
+            if y.min() < 0 or y.max() >= classes:
                 raise DataFileError(
                     f"data file {path}: {key} has labels {y.min()}..{y.max()}, but {name} has "
                     f"{classes} classes (0..{classes - 1}); is this the right file? {fix}"
@@ -272,12 +275,13 @@ def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split,
     fine_all = np.concatenate([p[1] for p in parts])
     coarse_all = np.concatenate([p[2] for p in parts])
     remap = dict(zip(fine_all.tolist(), block_order(fine_all, coarse_all, psi=5).tolist(), strict=False))
-    return tuple(_split(x, coarse, np.vectorize(remap.__getitem__)(fine)) for x, fine, coarse in parts)  # type: ignore[return-value]
+    train_split, test_split = (_split(x, coarse, np.vectorize(remap.__getitem__)(fine)) for x, fine, coarse in parts)
+    return train_split, test_split
 
 
 def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
     tr, te = (_torchvision(tvd.SVHN, root, download, "svhn", split=s) for s in ("train", "test"))
-    return tuple(_split(d.data, d.labels, channels_last=False) for d in (tr, te))  # type: ignore[return-value]
+    return _split(tr.data, tr.labels, channels_last=False), _split(te.data, te.labels, channels_last=False)
 
 
 CIFAR_NORM = {"mean": (0.5, 0.5, 0.5), "std": (0.2, 0.2, 0.2)}

@@ -38,7 +38,8 @@ def init_weights(module: nn.Module, kind: Literal["uniform", "normal"] = "unifor
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             xavier(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:  # every layer here has one
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

@@ -35,7 +35,7 @@ def make_deterministic(device: torch.device, warn_only: bool = True) -> None:
     deterministic mode also fills every new allocation with NaN to expose reads of
     uninitialised memory, which costs time and never changes a correct result: turned off.
     """
-    torch.utils.deterministic.fill_uninitialized_memory = False
+    torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]  # set at run time; not in torch's stubs
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
@@ -56,10 +56,9 @@ def machine(device: str = "cpu") -> dict[str, Any]:
         pass
     gpu = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else ""
     ray = sys.modules.get("ray")
-    in_ray = ray is not None and ray.is_initialized()
     return {
         "node": platform.node(),
-        "ray_node": ray.get_runtime_context().get_node_id() if in_ray else "",
+        "ray_node": ray.get_runtime_context().get_node_id() if ray is not None and ray.is_initialized() else "",
         "cpu": cpu,
         "threads": torch.get_num_threads(),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),

@@ -14,6 +14,7 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torchvision import datasets as tvd
@@ -77,7 +78,7 @@ def build_subsets(
     return paths
 
 
-def _read(root: Path, factory: type, split: str, label_keys: tuple[str, ...]) -> tuple[np.ndarray, dict]:
+def _read(root: Path, factory: Any, split: str, label_keys: tuple[str, ...]) -> tuple[np.ndarray, dict]:
     """One split of a CIFAR torchvision folder, read from its pickles: images (N, 32, 32, 3) uint8 and labels."""
     folder = root / factory.base_folder
     names = [name for name, _ in (factory.train_list if split == "train" else factory.test_list)]
@@ -87,7 +88,8 @@ def _read(root: Path, factory: type, split: str, label_keys: tuple[str, ...]) ->
             f"no CIFAR files to build the subsets from: {folder} lacks {', '.join(missing)}. Fix: pass "
             f"--download (needs internet), or point --root at a folder holding {factory.base_folder}/"
         )
-    images, labels = [], {key: [] for key in label_keys}
+    images: list[np.ndarray] = []
+    labels: dict[str, list[np.ndarray]] = {key: [] for key in label_keys}
     for name in names:
         try:
             with open(folder / name, "rb") as f:
@@ -111,7 +113,7 @@ def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might name allow_pickle
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,7 @@ class HumanLabels(AuxMethod):
     The config only admits it on cifar100-20 with psi = 5 (checked before any data loads)."""
 
     def targets(self, batch: Batch) -> AuxTargets:
+        assert self.ctx.train.aux is not None  # the config admits `human` only where the data has human labels
         return AuxTargets(self.ctx.train.aux[batch.index], self.lam_weights(batch))
 
 

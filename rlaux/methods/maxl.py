@@ -15,7 +15,7 @@ The look-ahead reuses `total_loss`, so the two passes cannot disagree about the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -55,21 +55,22 @@ class LabelNet(nn.Module):
         return target, None if self.weight_head is None else self.weight_head(h).squeeze(1)
 
 
-def _on_batch(model: nn.Module, x: Tensor) -> Callable[[dict[str, Tensor]], Outputs]:
+def _on_batch(model: nn.Module, x: Tensor) -> Callable[[Mapping[str, Tensor]], Outputs]:
     """params -> model(x) with those parameters; BN running stats go to throwaway copies."""
     buffers = {name: b.clone() for name, b in model.named_buffers()}
-    return lambda params: functional_call(model, (params, buffers), (x,))
+    return lambda params: functional_call(model, (dict(params), buffers), (x,))
 
 
 def _lookahead(
-    f: Callable[[dict[str, Tensor]], Outputs],
-    params: dict[str, Tensor],
+    f: Callable[[Mapping[str, Tensor]], Outputs],
+    params: Mapping[str, Tensor],
     y: Tensor,
     targets: AuxTargets,
     alpha: float,
     cfg: TrainConfig,
 ) -> tuple[tuple[Tensor, ...], Tensor]:
     """(v, L_pri(θ⁺)): v = ∇L_pri at θ⁺ = θ − α∇θ L(θ; targets), both without a graph to φ."""
+    assert targets.target is not None  # MAXL always has an auxiliary target
     fixed = AuxTargets(targets.target.detach(), targets.weight.detach())
     grads = torch.autograd.grad(total_loss(f(params), y, fixed, cfg), tuple(params.values()))
     fast = {

@@ -31,7 +31,7 @@ CONTROL = {
 STUDIED = ("cifar100-20", "cifar10")  # where the study ran placebos, WA variants and controls
 EVERY, HUMAN = "every dataset", "datasets with a human task"
 # (claim, better, worse, margin, datasets): "{p}" is the dataset's experiment prefix, "{control}" its λ-alone control
-TEMPLATES = [
+TEMPLATES: list[tuple[str, str, str, float, str | tuple[str, ...]]] = [
     ("RL-AUX beats single-task learning", "{p}-rl", "{p}-single", 0.0, EVERY),
     ("MAXL beats single-task learning", "{p}-maxl", "{p}-single", 0.0, EVERY),
     ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "{p}-rl", "{p}-maxl", 0.5, EVERY),

@@ -211,7 +211,8 @@ def _split_dots(f: plt.Figure, ax, runs: pd.DataFrame, paper: pd.DataFrame, fig:
     _dots(bottom, runs, paper, fig, metric_name)
     top.set_ylim(max(0, theirs.min() - 3), min(100, theirs.max() + 3))
     bottom.set_ylim(max(0, ours.min() - 3), min(100, ours.max() + 3))
-    bottom.get_legend().remove()
+    if (legend := bottom.get_legend()) is not None:
+        legend.remove()
     top.set_ylabel("")
     bottom.set_ylabel(f"test accuracy (%),\n{metric_name}")  # two lines: the lower panel is short
     top.spines["bottom"].set_visible(False)

@@ -20,7 +20,7 @@ from rlaux.experiments import Params
 from rlaux.io import write_text
 from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
 from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
-from rlaux.report.figures import CLAIMS_FIGURE, FIGURES
+from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
 from rlaux.report.markdown import md
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import cost, reproduction
@@ -276,7 +276,8 @@ def claims_figure_section(out_dir: Path, figures_dir: Path) -> str:
 
 def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str:
     present = set(runs.experiment) if len(runs) else set()
-    shown, missing = [], []
+    shown: list[Figure] = []
+    missing: list[Figure] = []
     for fig in FIGURES:
         (shown if present & set(fig.bars) else missing).append(fig)
     text = (

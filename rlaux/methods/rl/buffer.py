@@ -52,7 +52,7 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
     def returns(self) -> np.ndarray:
         return self._returns.cpu().numpy()
 
-    def add(  # type: ignore[override]
+    def add(
         self,
         obs: Tensor | np.ndarray,
         action: Tensor | np.ndarray,
@@ -95,7 +95,7 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
             last_gae_lam = torch.add(delta[step : step + 1], scaled, out=self.advantages[step : step + 1])
         self._returns = self.advantages + self._values
 
-    def get(self, batch_size: int | None = None) -> Generator[MaskableRolloutBufferSamples, None, None]:  # type: ignore[override]
+    def get(self, batch_size: int | None = None) -> Generator[MaskableRolloutBufferSamples, None, None]:
         assert self.full, "the rollout is not complete"
         order = torch.from_numpy(np.random.permutation(self.buffer_size))  # SB3's draw, on the host
         order = (order.pin_memory() if self.device.type == "cuda" else order).to(self.device, non_blocking=True)

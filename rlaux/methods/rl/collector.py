@@ -39,7 +39,7 @@ class EnvCollector:
 
     def run(self, epoch: int) -> None:
         self.agent.env.set_options({"epoch": epoch})  # used by learn()'s first reset only
-        self.agent.learn(total_timesteps=rollout_budget(self.agent, self.env), log_interval=None)  # type: ignore[arg-type]
+        self.agent.learn(total_timesteps=rollout_budget(self.agent, self.env), log_interval=None)
 
 
 class BatchedCollector:

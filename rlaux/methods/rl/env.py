@@ -138,6 +138,7 @@ class Sandbox:
             if targets is None:
                 raise ValueError("the chosen-labels entropy term needs the batch's targets; pass `targets`")
             target = targets.target
+            assert target is not None  # RL-AUX always has an auxiliary target
             probs = F.one_hot(target, self.codec.num_aux).float() if target.dtype == torch.long else target
         else:
             policy.set_training_mode(False)  # as in rollouts: BatchNorm on running statistics

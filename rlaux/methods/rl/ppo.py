@@ -109,8 +109,8 @@ def ppo_update(agent: MaskablePPO) -> UpdateStats:
     policy.set_training_mode(True)
     agent._update_learning_rate(policy.optimizer)
     progress = agent._current_progress_remaining
-    clip_range = agent.clip_range(progress)  # type: ignore[operator]
-    clip_range_vf = None if agent.clip_range_vf is None else agent.clip_range_vf(progress)  # type: ignore[operator]
+    clip_range = agent.clip_range(progress)
+    clip_range_vf = None if agent.clip_range_vf is None else agent.clip_range_vf(progress)
     stats: list[Tensor] = []  # MINIBATCH_STATS of each minibatch
     kls: list[Tensor] = []
     continue_training = True

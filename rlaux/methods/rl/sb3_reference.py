@@ -34,7 +34,7 @@ def use_sb3_contrib(agent: AuxPPO) -> None:
         )
         host.advantages = np.zeros_like(host.rewards)
         dones = np.asarray(torch.as_tensor(dones).cpu())
-        RolloutBuffer.compute_returns_and_advantage(host, last_values, dones)  # type: ignore[arg-type]
+        RolloutBuffer.compute_returns_and_advantage(host, last_values, dones)
         buffer.advantages = torch.from_numpy(host.advantages.ravel()).to(buffer.device)
         buffer._returns = torch.from_numpy(host.returns.ravel()).to(buffer.device)
 
@@ -51,5 +51,5 @@ def use_sb3_contrib(agent: AuxPPO) -> None:
         updates.clear()
         return log
 
-    buffer.compute_returns_and_advantage = gae  # type: ignore[method-assign]
-    agent.train, agent.pop_log = train, pop_log  # type: ignore[method-assign]
+    buffer.compute_returns_and_advantage = gae
+    agent.train, agent.pop_log = train, pop_log
