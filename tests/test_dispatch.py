@@ -77,8 +77,10 @@ def freeze_workers(node) -> list[int]:
 
 
 @pytest.fixture
-def cluster():
-    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes."""
+def cluster(monkeypatch):
+    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes. Ray listens on the
+    machine's network address (it cannot bind to loopback), so the test cluster requires Ray's token."""
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     ray.init(address=c.address, log_to_driver=False)
     yield c
@@ -148,6 +150,7 @@ def test_runs_share_gpus_by_fraction(tmp_path, monkeypatch, data_root):
     (each run itself trains on the CPU: `device: auto` finds no CUDA)."""
     ws = workspace(tmp_path / "ws", data_root)
     monkeypatch.chdir(ws)
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     ray.init(num_cpus=4, num_gpus=2, log_to_driver=False)
     try:
         dispatch(Path("params.yaml"), runs_per_gpu=2)
