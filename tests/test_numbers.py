@@ -69,6 +69,7 @@ def test_macro_scores_on_an_imbalanced_case_by_hand():
     assert scores(y, y) == {"acc": 100.0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
 
 
+@pytest.mark.filterwarnings("error")  # 0 by choice (zero_division=0), not sklearn's warning default
 def test_a_class_never_predicted_scores_zero_precision():
     """y = 0 0 1 2, pred = 0 0 1 1: class 2 is never predicted, so its precision is 0 (not 1, not skipped).
 
@@ -193,6 +194,13 @@ def test_label_statistics_by_hand():
     assert stats.read() == {
         "labels/in_block": pytest.approx(5 / 6),
         "labels/entropy": pytest.approx(0.75 * math.log(2)),
+        "labels/nmi": pytest.approx(1.0),
+    }
+    # class 2 now gets one label, 4 (its block): in_block 6/7; its entropy 0 counts: (1.5 ln 2 + 0 + 0)/3 = ½ ln 2
+    stats.add(torch.tensor([2]), AuxTargets(target=torch.tensor([4]), weight=torch.ones(1)), None)
+    assert stats.read() == {
+        "labels/in_block": pytest.approx(6 / 7),
+        "labels/entropy": pytest.approx(0.5 * math.log(2)),
         "labels/nmi": pytest.approx(1.0),
     }
 
