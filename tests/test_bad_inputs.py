@@ -14,8 +14,10 @@ import hashlib
 import io
 import json
 import random
+import re
 import shutil
 import struct
+import subprocess
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -324,8 +326,26 @@ def test_unparseable_yaml_names_the_line(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- params.yaml
+def _committed_params() -> str:
+    """params.yaml as committed (git's HEAD), not as a pipeline run left it (`dvc exp run -S profile=smoke` rewrites
+    the working tree's); the working tree's file only outside a git checkout."""
+    try:
+        done = subprocess.run(["git", "-C", str(REPO), "show", "HEAD:params.yaml"], capture_output=True, check=True)
+        return done.stdout.decode("utf-8")
+    except (OSError, subprocess.CalledProcessError):
+        return (REPO / "params.yaml").read_text()
+
+
+def _edit(text: str, old: str, new: str) -> str:
+    """text with the first match of the regex `old` replaced; a case whose edit finds nothing is an error, not a
+    silent copy of the valid file (which would test nothing and then train)."""
+    edited, n = re.subn(old, new, text, count=1, flags=re.MULTILINE)
+    assert n == 1, f"params.yaml has no {old!r} to edit"
+    return edited
+
+
 def _params_cases(rng: random.Random) -> dict[str, object]:
-    text = (REPO / "params.yaml").read_text()
+    text = _committed_params()
     head = text.index("\nexperiments:")
     cases: dict[str, object] = {}
     for _i in range(3):  # truncated before its experiments: `only` then names unknown ones, or it cannot parse
@@ -335,14 +355,14 @@ def _params_cases(rng: random.Random) -> dict[str, object]:
     for _i in range(2):  # truncated inside an experiment's flow mapping: cannot parse
         cut = rng.choice(opens) + 1 + rng.randrange(5)
         cases[f"truncated-in-mapping@{cut}"] = text[:cut]
-    cases["seeds-not-int"] = text.replace("seeds: 2", "seeds: two", 1)
-    cases["unknown-profile"] = text.replace("profile: smoke", "profile: smok", 1)
-    cases["unknown-config-key"] = text.replace(
-        "{dataset: cifar100-20, method: single}", "{dataset: cifar100-20, methd: single}", 1
+    cases["seeds-not-int"] = _edit(text, r"seeds: 2\b", "seeds: two")
+    cases["unknown-profile"] = _edit(text, r"^profile: \S+", "profile: smok")  # whichever profile is committed
+    cases["unknown-config-key"] = _edit(
+        text, re.escape("{dataset: cifar100-20, method: single}"), "{dataset: cifar100-20, methd: single}"
     )
     cases["unknown-top-key"] = text + "\nextra_key: 1\n"
     cases["not-a-mapping"] = "- 1\n- 2\n"
-    cases["tab-indent"] = text.replace("  smoke:", "\tsmoke:", 1)
+    cases["tab-indent"] = _edit(text, "^  smoke:", "\tsmoke:")
     return cases
 
 
