@@ -2,18 +2,18 @@
 
 Each gate is one smoke-profile run (experiment id, seed 0) whose metric (thresholds.yaml's
 `metric`) must reach the stored threshold; `benchmarks/calibrate.py` writes the gates from
-several seeds. The run is reused from the pipeline's runs/ when its config matches
-exactly (CI runs the smoke pipeline first), else trained here with the same config.
+several seeds. The run is reused from the pipeline's runs/ when it is the same run
+(`rlaux.run_identity`: a smoke pipeline ran here before), else trained here with the same config.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
 
+from rlaux import run_identity
 from rlaux.config import TrainConfig
 from rlaux.experiments import load_params
 from rlaux.training import train
@@ -34,11 +34,9 @@ def smoke_config(exp_id: str) -> TrainConfig:
 
 def measured(cfg: TrainConfig, tmp_path_factory) -> float:
     """The smoke pipeline's own run when its config matches exactly, else the same run trained here."""
-    pipeline_run = REPO / cfg.out / "metrics.json"
-    if pipeline_run.is_file():
-        saved = json.loads(pipeline_run.read_text())
-        if saved.get("config", {}) == cfg.snapshot() | {"data_root": saved.get("config", {}).get("data_root")}:
-            return saved[METRIC]
+    saved = run_identity.finished(REPO / cfg.out)
+    if saved is not None and not run_identity.changed_fields(saved["config"], cfg.snapshot()):
+        return saved[METRIC]
     out = tmp_path_factory.mktemp("run")
     return train(cfg.model_copy(update={"out": out}))[METRIC]
 

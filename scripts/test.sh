@@ -12,4 +12,4 @@ echo "test.sh: the full suite on $(python -V) (.venv)"
 ruff check . && ruff format --check .
 lint-imports  # the layers of pyproject.toml's [tool.importlinter]
 mypy  # rlaux/, as configured in pyproject.toml's [tool.mypy]
-python -m pytest tests benchmarks -q "$@"
+python -m pytest tests benchmarks -q --durations=15 "$@"

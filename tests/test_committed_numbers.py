@@ -2,7 +2,7 @@
 results/<profile>/metrics/<experiment>.json (what `dvc metrics show` prints), value by value.
 
 The summaries are recomputed here from runs.csv with the standard library and a t quantile, not with the code
-that wrote them (rlaux.report.collect, rlaux.report.tables.mean_ci).
+that wrote them (rlaux.report.collect, rlaux.report.stats.mean_ci).
 """
 
 from __future__ import annotations

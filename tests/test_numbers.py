@@ -19,22 +19,13 @@ import torch
 import yaml
 from torch import nn
 
+from rlaux.batch import AuxTargets
 from rlaux.evaluation import LabelStats, evaluate_epoch, scores, summarize, timing
 from rlaux.experiments import load_params
-from rlaux.methods.base import AuxTargets
+from rlaux.report.claims import claim_list, claims, last15_name, paper_difference, run_epochs
 from rlaux.report.collect import METRICS, collect, write_metrics
-from rlaux.report.tables import (
-    CLAIMS,
-    claims,
-    cost,
-    last15_name,
-    mean_ci,
-    paired_test,
-    paper_difference,
-    reproduction,
-    run_epochs,
-    t_interval,
-)
+from rlaux.report.stats import mean_ci, paired_test, t_interval
+from rlaux.report.tables import cost, reproduction
 
 T975_DF2 = 4.302652729749462  # t-table: 97.5% quantile, 2 degrees of freedom
 T975_DF3 = 3.182446305283708  # t-table: 97.5% quantile, 3 degrees of freedom
@@ -423,7 +414,7 @@ def test_constant_lambda_control_is_the_pools_best_on_validation_not_on_test():
 def test_every_claim_compares_the_two_experiments_it_names():
     """Each claim's two arms get their own value (better = 70, worse = 60 on 2 seeds, +0/+1 by seed): each row
     reports exactly those two experiments and a difference of +10 (better and worse never swapped)."""
-    for c in CLAIMS:
+    for c in claim_list():
         if c.worse.startswith("best:"):
             continue
         rows = _arm(c.better, {0: 70.0, 1: 71.0}) + _arm(c.worse, {0: 60.0, 1: 61.0})
@@ -574,7 +565,7 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     rows = _arm("c10-rl", {0: 50.0, 1: 52.0, 2: 54.0}) + _arm("c10-single", {0: 49.0, 1: 50.0})
     runs = pd.DataFrame(rows).assign(epochs=6)
     _, cl = write_tables(paper, runs, "study", tmp_path)
-    assert len(cl) == 2 * len(CLAIMS) and set(cl.metric) == {"test_acc_last15", "test_acc_best_val"}
+    assert len(cl) == 2 * len(claim_list()) and set(cl.metric) == {"test_acc_last15", "test_acc_best_val"}
     written = pd.read_csv(tmp_path / "reproduction.csv")
     assert written.loc[0, ["verdict", "ours_mean", "n"]].tolist() == ["inside", 52.0, 3]
     assert len(pd.read_csv(tmp_path / "claims.csv")) == len(cl)
