@@ -296,8 +296,9 @@ def test_claim_pairs_by_seed_with_rows_shuffled_and_a_seed_missing_from_one_arm(
     assert row.p_value == pytest.approx(t3_upper_tail(2 * math.sqrt(6)), rel=1e-9)
     assert row.p_value == pytest.approx(0.008138, abs=1e-6)
     assert (row.ci95_low, row.ci95_high) == (pytest.approx(2 - T975_DF3 * se), pytest.approx(2 + T975_DF3 * se))
-    assert row.prob_improvement == 1.0 and row.verdict == "holds (p < 0.05)"
-    assert row.boot95_low >= 1.0 and row.boot95_high <= 3.0  # a resampled mean of 1, 2, 3, 2 lies in [1, 3]
+    # the only claim tested here: Holm over a family of 1 leaves the two-sided p = 2 x 0.008138 as it is
+    assert row.p_two_sided == pytest.approx(2 * 0.008138, abs=2e-6) and row.p_holm == row.p_two_sided
+    assert row.prob_improvement == 1.0 and row.verdict == "holds (Holm-adjusted p = 0.016 across 1 claim)"
     again = _claim(claims(pd.DataFrame(rows), "test_acc_best_val"), "RL-AUX beats single-task learning")
     pd.testing.assert_series_equal(again, row)
 
@@ -327,7 +328,9 @@ def test_a_margin_claim_holds_when_every_difference_lies_inside_the_margin():
     assert row.p_value == pytest.approx(t3_upper_tail(math.sqrt(15)), rel=1e-6)
     assert row.p_value == pytest.approx(0.015233, abs=1e-5)
     assert row.ci95_high == pytest.approx(-0.25 + T975_DF3 * se) and row.ci95_high < 0
-    assert row.prob_improvement == 1.0 and row.verdict == "holds (p < 0.05)"
+    # one claim tested: Holm-adjusted p = two-sided p = 2 x 0.015233 = 0.030466
+    assert row.p_holm == pytest.approx(0.030466, abs=2e-5)
+    assert row.prob_improvement == 1.0 and row.verdict == "holds (Holm-adjusted p = 0.03 across 1 claim)"
     # the same differences without the margin: p = P(T3 > -√15) = 1 - 0.01523, nobody improves
     plain = paired_test(
         runs[runs.experiment == "c10-rl"].set_index("seed").test_acc_best_val,
@@ -350,14 +353,20 @@ def test_margin_claims_count_improvements_strictly_and_reverse_beyond_the_margin
     )
     row = _claim(claims(beyond, "test_acc_best_val"), text)
     assert row.ci95_high == pytest.approx(-1.0 + T975_DF3 * math.sqrt(0.02 / 3) / 2)
-    assert row.verdict == "reversed (gap 1.00 pp exceeds the 0.5 pp margin; the whole 95% interval is below 0)"
+    # d + 0.5 = -0.5, -0.4, -0.6, -0.5: t = -0.5 / 0.040825 = -12.247, two-sided p = 2 P(T3 > 12.247) = 0.00117
+    p_two = 2 * t3_upper_tail(0.5 / (math.sqrt(0.02 / 3) / 2))
+    assert row.p_holm == pytest.approx(p_two, rel=1e-6) and row.p_holm == pytest.approx(0.00117, abs=1e-5)
+    assert (
+        row.verdict == f"reversed (gap 1.00 pp exceeds the 0.5 pp margin; Holm-adjusted p = {p_two:.2g} across 1 claim)"
+    )
     assert row.prob_improvement == 0.0
 
 
 def test_verdict_words_for_untestable_and_inconclusive_claims():
     """One paired seed: untestable (n = 1). Differences 1, 1, 1: no variance, untestable. Differences -1, -1, -1:
-    no variance but below zero, reversed (rl is 1.00 pp below). Differences 3, -1, 1, -1 (mean 0.5, s = √(11/3) =
-    1.915, t = 0.5/0.957 = 0.5222, p = P(T3 > 0.5222) = 0.3188): inconclusive, right direction."""
+    no variance but below zero, reversed (rl is 1.00 pp below in every seed). Differences 3, -1, 1, -1 (mean 0.5,
+    s = √(11/3) = 1.915, t = 0.5/0.957 = 0.5222, p = P(T3 > 0.5222) = 0.3188, two-sided 0.6376, alone in its
+    family): inconclusive, right direction."""
 
     def table(diffs: list[float]) -> pd.Series:
         rows = _arm("c10-rl", {s: 60.0 + d for s, d in enumerate(diffs)}) + _arm(
@@ -367,16 +376,20 @@ def test_verdict_words_for_untestable_and_inconclusive_claims():
 
     one = table([2.0])
     assert one.verdict == "inconclusive (untestable: n = 1 paired seeds)" and one.n == 1
-    assert math.isnan(one.p_value) and math.isnan(one.mde_80) and math.isnan(one.boot95_low)
+    assert math.isnan(one.p_value) and math.isnan(one.mde_80) and math.isnan(one.p_holm)
     flat = table([1.0, 1.0, 1.0])
     assert flat.verdict == "inconclusive (untestable: every seed gives the same difference)"
-    assert (flat.boot95_low, flat.boot95_high) == (1.0, 1.0)
+    assert (flat.ci95_low, flat.ci95_high) == (1.0, 1.0) and flat.family_size == 0
     down = table([-1.0, -1.0, -1.0])
-    assert down.verdict == "reversed (c10-rl is 1.00 pp below c10-single; the whole 95% interval is below 0)"
+    assert down.verdict == "reversed (c10-rl is 1.00 pp below c10-single in every seed)"
     noisy = table([3.0, -1.0, 1.0, -1.0])
     p = t3_upper_tail(0.5 / (math.sqrt(11 / 3) / 2))
     assert noisy.p_value == pytest.approx(p, rel=1e-9) and noisy.p_value == pytest.approx(0.3188, abs=1e-4)
-    assert noisy.verdict == f"inconclusive (right direction, p = 0.32; MDE {noisy.mde_80:.1f} pp)"
+    assert noisy.p_holm == pytest.approx(2 * p, rel=1e-9)
+    assert (
+        noisy.verdict
+        == f"inconclusive (right direction; Holm-adjusted p = 0.64 across 1 claim; MDE {noisy.mde_80:.1f} pp)"
+    )
 
 
 def test_constant_lambda_control_is_the_pools_best_on_validation_not_on_test():
@@ -576,7 +589,7 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     head = "| figure | experiment | metric | paper | ours_mean | ci95_half_width | n | difference | verdict |\n|"
     assert head + "---|" * 9 + "\n| 7 | c10-rl | test_acc_last15 | 56.9 | 52 | 4.968 | 3 | -4.9 | inside |\n" in md
     # rl - single = 1, 2 on the 2 paired seeds: t = 1.5 / 0.5 = 3 on 1 df, p = 1/2 - atan(3)/π = 0.102: no claim holds
-    assert "nan" not in md.lower() and "| holds (p < 0.05) |" not in md
+    assert "nan" not in md.lower() and "| holds (" not in md
     write_tables(paper, runs.assign(epochs=20), "paper", tmp_path)
     md = (tmp_path / "reproduction.md").read_text()
     assert "Accuracies are the paper's metric, mean test accuracy over the last min(15, epochs) epochs" in md

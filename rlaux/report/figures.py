@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -246,7 +247,8 @@ def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFr
     n = int(present.groupby("experiment").size().max()) if len(present) else 0
     shown = "bars" if fig.kind == "prf" else "dots"
     caption = (
-        f"{shown}: mean over {n} seeds, whiskers: 95% t-interval, grey dots: seeds, ◆: paper"
+        f"{shown}: mean over {n} seeds, whiskers: 95% t-interval{', grey dots: seeds' if shown == 'dots' else ''}"
+        ", ◆: paper"
         if n
         else "◆: paper; no runs of these experiments in this profile (SVHN and the λ sweeps are paper-only)"
     )
@@ -290,8 +292,11 @@ def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, p
             ax.plot(theirs, i + 0.15, "D", color="black", markersize=7, zorder=5, label=once("paper's own difference"))
         if margins.get(key):
             ax.plot([-margins[key]] * 2, [i - 0.4, i + 0.4], ":", color="0.4", label=once("− margin"))
-        verdict = rows.loc[HEADLINE_METRIC, "verdict"].split()[0]  # holds / reversed / inconclusive
-        ax.text(1.01, i, verdict, transform=ax.get_yaxis_transform(), va="center", fontsize=8)
+        for metric, dy, *_ in styles:  # each metric's own verdict (Holm-adjusted) beside its interval
+            r = rows.loc[metric]
+            word = r.verdict.split()[0]  # holds / reversed / inconclusive
+            p = "" if pd.isna(r.get("p_holm", math.nan)) else f", p_Holm {r.p_holm:.2g}"
+            ax.text(1.01, i + dy, word + p, transform=ax.get_yaxis_transform(), va="center", fontsize=7)
     if keys:
         ax.set_yticks(range(len(keys)), [textwrap.fill(f"{c} [{d}]", 42) for c, d in keys], fontsize=8)
         ax.set_ylim(len(keys) - 0.5, -0.5)  # first claim on top
@@ -303,10 +308,11 @@ def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, p
     ax.grid(axis="y", visible=False)
     n = int(cl.n.max()) if len(cl) else 0
     ax.set_xlabel(
-        f"percentage points: mean over {n} paired seeds, 95% t-interval (right: verdict, validation-selected)",
+        f"percentage points: mean over {n} paired seeds, 95% t-interval (right: each metric's verdict, "
+        "Holm-adjusted across the claims)",
         fontsize=9,
     )
-    f.tight_layout(rect=(0, 0.55 / height, 0.93, 0.97))
+    f.tight_layout(rect=(0, 0.55 / height, 0.86, 0.97))
     return f
 
 
