@@ -93,7 +93,7 @@ def test_the_t_interval_covers_at_five_seeds_and_a_percentile_bootstrap_would_no
     t_cover = np.mean(np.abs(samples.mean(axis=1)) <= half)
     means = np.take_along_axis(samples[:, None, :], rng.integers(0, 5, (4000, 2000, 5)), axis=2).mean(axis=2)
     low, high = np.quantile(means, [0.025, 0.975], axis=1)
-    boot_cover = np.mean((low <= 0) & (0 <= high))
+    boot_cover = np.mean((low <= 0) & (high >= 0))
     assert abs(t_cover - 0.95) < 0.015 and boot_cover < 0.90, (t_cover, boot_cover)
     row = _row(_with_difference([-1.0, 1.0, -0.5, 0.7, 0.1]))
     assert "boot95_low" not in row and row.prob_improvement == pytest.approx(3 / 5)

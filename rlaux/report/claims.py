@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -140,10 +141,11 @@ def claims(
 ) -> pd.DataFrame:
     """Paired t-tests over seeds of `better + margin > worse`, one row per claim, with verdicts family-wise
     adjusted (Holm) across the claims tested on this metric, and the effect the family could detect."""
-    rows, tests = [], []
+    rows: list[dict[str, Any]] = []
+    tests: list[tuple[dict[str, Any], Claim, str, str]] = []
     for c in claim_list():
         hi, lo = (pick(s, runs) if len(runs) else None for s in (c.better, c.worse))
-        row = {
+        row: dict[str, Any] = {
             "claim": c.text,
             "dataset": c.dataset,
             "profile": profile,
