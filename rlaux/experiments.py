@@ -41,6 +41,9 @@ class Profile(BaseModel):
     datasets: dict[DatasetName, dict[str, Any]]
     only: list[str] | None = None
     """If set, the profile runs just these experiment ids (the smoke profile's budget)."""
+    seed_pool: list[int] | None = None
+    """If set, the profile draws its seeds from this pool instead of the global one (a search and its
+    confirmation on seeds that never met)."""
 
 
 class Params(BaseModel):
@@ -54,8 +57,12 @@ class Params(BaseModel):
     def active(self) -> Profile:
         return self.profiles[self.profile]
 
+    def pool(self) -> list[int]:
+        """The seeds the active profile may use: its own pool, else the global one."""
+        return self.active.seed_pool if self.active.seed_pool is not None else self.seed_pool
+
     def seeds(self) -> list[int]:
-        return self.seed_pool[: self.active.seeds]
+        return self.pool()[: self.active.seeds]
 
     def run_dir(self, exp_id: str, seed: int) -> Path:
         return RUNS / self.profile / exp_id / f"s{seed}"
@@ -121,10 +128,10 @@ def load_params(path: Path = PARAMS) -> Params:
         raise ConfigError(one_line(f"params file {path} is invalid: {problems}")) from None
     if params.profile not in params.profiles:
         raise ConfigError(f"{path}: profile {params.profile!r} unknown; allowed: {', '.join(params.profiles)}")
-    if params.active.seeds > len(params.seed_pool):
+    if params.active.seeds > len(params.pool()):
         raise ConfigError(
-            f"{path}: profile {params.profile!r} wants {params.active.seeds} seeds but seed_pool has "
-            f"{len(params.seed_pool)}; add seeds to seed_pool"
+            f"{path}: profile {params.profile!r} wants {params.active.seeds} seeds but its seed_pool has "
+            f"{len(params.pool())}; add seeds to the seed_pool"
         )
     for name, profile in params.profiles.items():
         unknown = set(profile.only or ()) - set(params.experiments)
@@ -199,8 +206,8 @@ def run_experiment(
                 f"plan {plan_file} is stale (params.yaml changed since); rewrite it with `rlaux data` (dvc repro data)"
             )
     seeds = params.seeds() if seed is None else [seed]
-    if seed is not None and seed not in params.seed_pool:
-        raise ConfigError(f"seed {seed} is not in seed_pool {params.seed_pool} of {params_path}; pick one of those")
+    if seed is not None and seed not in params.pool():
+        raise ConfigError(f"seed {seed} is not in seed_pool {params.pool()} of {params_path}; pick one of those")
     runs = {s: cfg for s in seeds if (cfg := params.run_config(exp_id, s)) is not None}
     out = RUNS / params.profile / exp_id
     if seed is None and out.is_dir():  # what the plan no longer holds (other seeds, inactive.json) goes

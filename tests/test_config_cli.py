@@ -210,7 +210,7 @@ def test_every_run_of_every_profile_in_params_yaml_is_valid():
     for profile in params.profiles:
         params.profile = profile
         for exp_id in params.experiments:
-            for seed in params.seed_pool:
+            for seed in params.pool():
                 built += params.run_config(exp_id, seed) is not None
     assert built > 100
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from rlaux import experiments, run_identity
+from rlaux.errors import ConfigError
 from rlaux.experiments import load_params, run_experiment
 from rlaux.run_identity import CODE_FILE
 
@@ -121,3 +122,19 @@ def test_a_clone_of_the_committed_study_is_up_to_date(tmp_path):
     dvc = Path(sys.executable).with_name("dvc")
     status = subprocess.run([str(dvc), "status"], cwd=clone, capture_output=True, text=True, timeout=300)
     assert status.returncode == 0 and "Data and pipelines are up to date" in status.stdout, status.stdout[-2000:]
+
+
+def test_a_profile_may_draw_its_seeds_from_its_own_pool(tiny):
+    """A search and its confirmation on seeds that never met: a profile's seed_pool overrides the global one."""
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["profiles"]["tiny"] |= {"seeds": 2, "seed_pool": [7, 9]}
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    loaded = load_params()
+    assert loaded.seeds() == [7, 9] and [s for _, s, _ in loaded.active_runs()] == [7, 9]
+    assert loaded.run_config("c10-single", 0) is None  # a global seed is not this profile's
+    with pytest.raises(ConfigError, match=r"seed 0 is not in seed_pool \[7, 9\]"):
+        run_experiment("c10-single", seed=0)
+    params["profiles"]["tiny"]["seeds"] = 3
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match="wants 3 seeds but its seed_pool has 2"):
+        load_params()
