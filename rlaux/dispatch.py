@@ -85,9 +85,14 @@ def dispatch(
     if started_here:
         address = address or os.environ.get("RAY_ADDRESS") or None
         declared = gpus if gpus is not None else max(cfg.queue.gpus for _, _, cfg in runs) or None
-        if address is None:  # a Ray of our own: token authentication unless the user turned it off knowingly
-            os.environ.setdefault(RAY_AUTH_MODE, "token")
-        ray.init(address=address, num_gpus=None if address else declared, log_to_driver=False)
+        own = address is None and RAY_AUTH_MODE not in os.environ  # a Ray of our own, no mode chosen by the user
+        if own:  # token authentication for it (Ray 2.60's default too); its processes inherit the mode at start
+            os.environ[RAY_AUTH_MODE] = "token"
+        try:
+            ray.init(address=address, num_gpus=None if address else declared, log_to_driver=False)
+        finally:
+            if own:
+                del os.environ[RAY_AUTH_MODE]
     try:
         return _run_all(
             ray, runs, workspace, Path(params_path).resolve(), params.profile, cpus_per_run, runs_per_gpu, retries

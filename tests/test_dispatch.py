@@ -77,10 +77,9 @@ def freeze_workers(node) -> list[int]:
 
 
 @pytest.fixture
-def cluster(monkeypatch):
-    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes. Ray listens on the
-    machine's network address (it cannot bind to loopback), so the test cluster requires Ray's token."""
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+def cluster():
+    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes. Like any Ray, it listens on
+    the machine's network address (Ray cannot bind to loopback; README, "Scale-out")."""
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     ray.init(address=c.address, log_to_driver=False)
     yield c
@@ -150,7 +149,6 @@ def test_runs_share_gpus_by_fraction(tmp_path, monkeypatch, data_root):
     (each run itself trains on the CPU: `device: auto` finds no CUDA)."""
     ws = workspace(tmp_path / "ws", data_root)
     monkeypatch.chdir(ws)
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
     ray.init(num_cpus=4, num_gpus=2, log_to_driver=False)
     try:
         dispatch(Path("params.yaml"), runs_per_gpu=2)
@@ -194,3 +192,4 @@ def test_a_local_ray_is_started_with_token_authentication(tmp_path, monkeypatch,
     with pytest.raises(RuntimeError, match="stop before starting Ray"):
         dispatch(Path("params.yaml"))
     assert seen == {"mode": expected, "address": None}
+    assert os.environ.get("RAY_AUTH_MODE") == user_mode  # set for Ray's own processes only, not left behind
