@@ -14,8 +14,10 @@ nothing trains twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +26,31 @@ from rlaux.errors import ConfigError
 from rlaux.experiments import PARAMS, RUNS, load_params, run_experiment
 
 INSTALL_HINT = "rlaux dispatch needs Ray: pip install 'rlaux[cluster]' (or pip install ray)"
-RAY_AUTH_MODE = "RAY_AUTH_MODE"
-"""A Ray started here listens on every interface of the machine, not on loopback: Ray 2.60 turns 127.0.0.1
-into the node's network address on purpose (`ray._private.services.resolve_ip_for_localhost`) and its
-servers bind to all addresses. What keeps others out is Ray's token authentication ("token": a token in
-~/.ray/auth_token that every request must carry), which `dispatch` asks for."""
+SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's own switch for a machine that is not part of a cluster (its default on Windows and macOS): with it
+off, Ray takes 127.0.0.1 as the node's address and its servers listen there only. On Linux Ray otherwise
+listens on the machine's network address, even for a Ray started by `ray.init()` for one process."""
+
+
+@contextlib.contextmanager
+def local_ray() -> Iterator[None]:
+    """A Ray started inside this block listens on loopback only, and so do the processes it starts. Ray reads
+    the switch when it is imported, so this process's copy is set as well. (A new local Ray also requires
+    Ray's token by default since Ray 2.5x, unless RAY_AUTH_MODE says otherwise.) tests/test_dispatch.py
+    checks the sockets, so a Ray that drops the switch fails there."""
+    from ray._private import ray_constants
+
+    saved_env, saved_constant = os.environ.get(SINGLE_NODE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_NODE] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(SINGLE_NODE, None)
+        else:
+            os.environ[SINGLE_NODE] = saved_env
 
 
 def train_one(workspace: str, params_path: str, profile: str, exp_id: str, seed: int, threads: int) -> dict[str, Any]:
@@ -57,7 +79,7 @@ def dispatch(
     """Train every run of `profile` (default: params.yaml's) as Ray tasks; returns one record per run.
 
     `address`: a running cluster (`ray start --head` prints it; else $RAY_ADDRESS), or None for a
-    Ray started here for the duration, declaring `gpus` GPUs (default: `queue.gpus` when set, else
+    Ray started here for the duration (`local_ray`: on loopback only, with Ray's token), declaring `gpus` GPUs (default: `queue.gpus` when set, else
     what Ray detects). `runs_per_gpu` defaults to the profile's `queue.runs_per_gpu`. Everything is
     validated before Ray starts.
     """
@@ -82,24 +104,18 @@ def dispatch(
         raise ConfigError(INSTALL_HINT) from None
     workspace = Path.cwd().resolve()
     started_here = not ray.is_initialized()
-    if started_here:
-        address = address or os.environ.get("RAY_ADDRESS") or None
-        declared = gpus if gpus is not None else max(cfg.queue.gpus for _, _, cfg in runs) or None
-        own = address is None and RAY_AUTH_MODE not in os.environ  # a Ray of our own, no mode chosen by the user
-        if own:  # token authentication for it (Ray 2.60's default too); its processes inherit the mode at start
-            os.environ[RAY_AUTH_MODE] = "token"
-        try:
-            ray.init(address=address, num_gpus=None if address else declared, log_to_driver=False)
-        finally:
-            if own:
-                del os.environ[RAY_AUTH_MODE]
-    try:
-        return _run_all(
-            ray, runs, workspace, Path(params_path).resolve(), params.profile, cpus_per_run, runs_per_gpu, retries
-        )
-    finally:
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    with local_ray() if started_here and address is None else contextlib.nullcontext():
         if started_here:
-            ray.shutdown()
+            declared = gpus if gpus is not None else max(cfg.queue.gpus for _, _, cfg in runs) or None
+            ray.init(address=address, num_gpus=None if address else declared, log_to_driver=False)
+        try:
+            return _run_all(
+                ray, runs, workspace, Path(params_path).resolve(), params.profile, cpus_per_run, runs_per_gpu, retries
+            )
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 def _run_all(

@@ -21,7 +21,7 @@ from rlaux.experiments import run_experiment
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from rlaux.dispatch import INSTALL_HINT, dispatch  # noqa: E402
+from rlaux.dispatch import INSTALL_HINT, dispatch, local_ray  # noqa: E402
 
 
 def workspace(root: Path, data_root: Path, seeds: int = 2, epochs: int = 1, train_size: int = 300) -> Path:
@@ -78,13 +78,13 @@ def freeze_workers(node) -> list[int]:
 
 @pytest.fixture
 def cluster():
-    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes. Like any Ray, it listens on
-    the machine's network address (Ray cannot bind to loopback; README, "Scale-out")."""
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    ray.init(address=c.address, log_to_driver=False)
-    yield c
-    ray.shutdown()
-    c.shutdown()
+    """A head that runs nothing (0 CPUs) on this machine; tests add worker nodes. All on loopback."""
+    with local_ray():
+        c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
+        ray.init(address=c.address, log_to_driver=False)
+        yield c
+        ray.shutdown()
+        c.shutdown()
 
 
 @pytest.mark.slow
@@ -149,11 +149,12 @@ def test_runs_share_gpus_by_fraction(tmp_path, monkeypatch, data_root):
     (each run itself trains on the CPU: `device: auto` finds no CUDA)."""
     ws = workspace(tmp_path / "ws", data_root)
     monkeypatch.chdir(ws)
-    ray.init(num_cpus=4, num_gpus=2, log_to_driver=False)
-    try:
-        dispatch(Path("params.yaml"), runs_per_gpu=2)
-    finally:
-        ray.shutdown()
+    with local_ray():
+        ray.init(num_cpus=4, num_gpus=2, log_to_driver=False)
+        try:
+            dispatch(Path("params.yaml"), runs_per_gpu=2)
+        finally:
+            ray.shutdown()
     assert sorted(m["cuda_visible_devices"] for m in machines(ws).values()) == ["0", "0", "1", "1"]
 
 
@@ -172,24 +173,51 @@ def test_bad_requests_fail_before_ray_starts(tmp_path, monkeypatch, data_root):
     assert not ray.is_initialized()
 
 
-@pytest.mark.parametrize("user_mode, expected", [(None, "token"), ("disabled", "disabled")])
-def test_a_local_ray_is_started_with_token_authentication(tmp_path, monkeypatch, data_root, user_mode, expected):
-    """Ray listens on the machine's network address even when started here (it cannot bind to loopback),
-    so dispatch's own Ray asks for token authentication; a user's explicit RAY_AUTH_MODE is kept."""
+def test_a_local_ray_is_started_on_loopback_and_the_switch_is_not_left_behind(tmp_path, monkeypatch, data_root):
+    """What dispatch's own Ray is started with, and that this process is as it was afterwards."""
+    from ray._private import ray_constants
+
     monkeypatch.chdir(workspace(tmp_path, data_root))
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    if user_mode is None:
-        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    else:
-        monkeypatch.setenv("RAY_AUTH_MODE", user_mode)
     seen = {}
 
     def fake_init(**kwargs):
-        seen.update(mode=os.environ.get("RAY_AUTH_MODE"), address=kwargs.get("address"))
+        seen.update(
+            single_node=os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"),
+            cluster=ray_constants.ENABLE_RAY_CLUSTER,
+            address=kwargs.get("address"),
+        )
         raise RuntimeError("stop before starting Ray")
 
     monkeypatch.setattr(ray, "init", fake_init)
+    cluster_before, env_before = ray_constants.ENABLE_RAY_CLUSTER, os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
     with pytest.raises(RuntimeError, match="stop before starting Ray"):
         dispatch(Path("params.yaml"))
-    assert seen == {"mode": expected, "address": None}
-    assert os.environ.get("RAY_AUTH_MODE") == user_mode  # set for Ray's own processes only, not left behind
+    assert seen == {"single_node": "0", "cluster": False, "address": None}
+    assert cluster_before == ray_constants.ENABLE_RAY_CLUSTER
+    assert os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == env_before
+
+
+@pytest.mark.slow
+def test_a_local_ray_listens_on_loopback_only():
+    """Every socket a local Ray's processes listen on is a loopback address (on Linux Ray would otherwise
+    take the machine's network address); a Ray that drops the switch fails here."""
+    import ipaddress
+
+    import psutil
+
+    with local_ray():
+        ray.init(num_cpus=1, log_to_driver=False)
+        try:
+            ray.get(ray.remote(lambda: 1).remote())  # a worker too
+            ours = {p.pid for p in psutil.process_iter(["cmdline"]) if "ray" in " ".join(p.info["cmdline"] or [])}
+            listening = {
+                c.laddr.ip for c in psutil.net_connections("inet") if c.status == psutil.CONN_LISTEN and c.pid in ours
+            }
+        finally:
+            ray.shutdown()
+    assert listening, "found no listening socket of Ray's processes"
+    for ip in listening:
+        address = ipaddress.ip_address(ip)
+        mapped = getattr(address, "ipv4_mapped", None)
+        assert (mapped or address).is_loopback, f"Ray listens on {ip}"
