@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -62,11 +63,12 @@ def one_thread():
 
 @pytest.fixture
 def kill_after_first_epoch():
-    """`kill(cfg)`: train until the epoch-1 checkpoint is on disk, then die as a killed process would."""
+    """`kill(cfg)`: train until the epoch-1 checkpoint is on disk, then die as a killed process would;
+    `kill(fn)` runs `fn()` (a train stage, say) the same way."""
     from rlaux import checkpoint
     from rlaux.training import train
 
-    def kill(cfg: TrainConfig) -> None:
+    def kill(cfg: TrainConfig | Callable[[], object]) -> None:
         real_save = checkpoint.save
 
         def save_then_die(*args, **kwargs):
@@ -76,6 +78,6 @@ def kill_after_first_epoch():
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(checkpoint, "save", save_then_die)
             with pytest.raises(KeyboardInterrupt):
-                train(cfg)
+                cfg() if callable(cfg) else train(cfg)
 
     return kill

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaux import checkpoint, run_identity
+from rlaux import run_identity
 from rlaux.config import TrainConfig, build_config
 from rlaux.experiments import load_params, run_experiment
 
@@ -72,20 +72,11 @@ def two_epochs(tmp_path, monkeypatch, data_root) -> Path:
     return tmp_path
 
 
-def test_a_killed_run_resumes_after_a_machine_local_edit_of_params(two_epochs, one_thread):
+def test_a_killed_run_resumes_after_a_machine_local_edit_of_params(two_epochs, one_thread, kill_after_first_epoch):
     """Editing `queue` (GPU packing) in params.yaml leaves the plan as it was, and a killed run's checkpoint
     is resumed, not discarded and retrained (it used to raise CheckpointMismatch, and the stage started over)."""
     plan = load_params().plan("c10-single")
-    real_save = checkpoint.save
-
-    def save_then_die(*args, **kwargs):
-        real_save(*args, **kwargs)
-        raise KeyboardInterrupt
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(checkpoint, "save", save_then_die)
-        with pytest.raises(KeyboardInterrupt):
-            run_experiment("c10-single")
+    kill_after_first_epoch(lambda: run_experiment("c10-single"))
     run = Path("runs/tiny/c10-single/s0")
     killed_epoch = (run / "history.csv").read_text().splitlines()[1]  # its `seconds` are this process's own
 
