@@ -594,3 +594,74 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     md = (tmp_path / "reproduction.md").read_text()
     assert "Accuracies are the paper's metric, mean test accuracy over the last min(15, epochs) epochs" in md
     assert "This is the" not in md
+
+
+def test_verdict_words_at_their_edges():
+    """Each verdict sentence by hand: two flat seeds (n = 2, no spread); a margin claim whose flat differences
+    (-0.3) lie inside its 0.5 pp margin (not reversed); a reversal named by its gap; a mean of exactly 0 (not
+    the claim's direction); the paper's difference in an inconclusive verdict."""
+
+    def table(diffs: list[float], worse: str = "c10-single", text: str = "RL-AUX beats single-task learning"):
+        rows = _arm("c10-rl", {s: 60.0 + d for s, d in enumerate(diffs)}) + _arm(
+            worse, dict.fromkeys(range(len(diffs)), 60.0)
+        )
+        return _claim(claims(pd.DataFrame(rows), "test_acc_best_val"), text)
+
+    assert table([1.0, 1.0]).verdict == "inconclusive (untestable: every seed gives the same difference)"
+    assert table([-1.0, -1.0]).verdict == "reversed (c10-rl is 1.00 pp below c10-single in every seed)"
+    match = "RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)"
+    assert table([-0.3, -0.3, -0.3], "c10-maxl", match).verdict.startswith("inconclusive (untestable: every seed")
+    # 1, 2, 3, 2 below: t = 4.899 on 3 df, two-sided p = 2 x 0.008138 = 0.016 (alone in its family)
+    down = table([-1.0, -2.0, -3.0, -2.0])
+    assert down.verdict == "reversed (c10-rl is 2.00 pp below c10-single; Holm-adjusted p = 0.016 across 1 claim)"
+    tied = table([1.0, -1.0, 0.5, -0.5])  # mean exactly 0: no evidence for the claim's direction
+    assert tied.verdict.startswith("inconclusive (wrong direction; Holm-adjusted p = 1 across 1 claim")
+    # 3, -1, 1, -1 below: inconclusive; whether the paper's +5 pp is in our interval 0.5 ± 3.18 x 0.957 (no)
+    rows = _arm("c10-rl", {s: 60.0 + d for s, d in enumerate([3.0, -1.0, 1.0, -1.0])}) + _arm(
+        "c10-single", dict.fromkeys(range(4), 60.0)
+    )
+    paper = pd.DataFrame(
+        {
+            "figure": [7, 7],
+            "experiment": ["c10-rl", "c10-single"],
+            "metric": ["test_acc_best_val"] * 2,
+            "value": [85.0, 80.0],
+            "source": ["x", "x"],
+        }
+    )
+    noisy = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    assert noisy.verdict.endswith("; the paper's +5.0 pp is excluded here)")
+    paper.loc[0, "value"] = 81.0
+    noisy = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    assert noisy.verdict.endswith("; the paper's +1.0 pp lies inside our interval)")
+
+
+def test_a_reversal_before_adjustment_says_so():
+    """Two claims: RL-AUX vs single (diffs -1, -0.3, -0.1, -1.2, -0.6: mean -0.64, squared deviations sum to
+    0.852, s = √0.213 = 0.4615, se = 0.2064, t = -3.101 on 4 df, two-sided p = 0.0362) and RL-AUX vs MAXL (the
+    same differences: MAXL = single), so Holm gives both 2 x 0.0362 = 0.072: not reversed after adjustment,
+    though the interval lies below 0."""
+    diffs = [-1.0, -0.3, -0.1, -1.2, -0.6]
+    rows = (
+        _arm("c10-rl", {s: 60.0 + d for s, d in enumerate(diffs)})
+        + _arm("c10-single", dict.fromkeys(range(5), 60.0))
+        + _arm("c10-maxl", dict.fromkeys(range(5), 60.0))
+    )
+    row = _claim(claims(pd.DataFrame(rows), "test_acc_best_val"), "RL-AUX beats single-task learning")
+    assert row.ci95_high < 0 and row.p_holm == pytest.approx(2 * row.p_two_sided) and row.family_size == 2
+    assert row.p_two_sided == pytest.approx(0.0362, abs=5e-4)
+    assert "; reversed before adjustment (the whole 95% interval is below 0), not after" in row.verdict
+
+
+def test_the_constant_lambda_control_is_the_pools_best_on_validation_by_its_prefixes():
+    """`best:c100-human-lam,c100-random-lam`: of c100-human-lam2 (validation 40), c100-random-lam8 (55) and
+    c100-rl-lam4 (70, outside the pool), the pick is c100-random-lam8."""
+    from rlaux.report.claims import pick
+
+    runs = pd.DataFrame(
+        _arm("c100-human-lam2", {0: 30.0}, {0: 40.0})
+        + _arm("c100-random-lam8", {0: 20.0}, {0: 55.0})
+        + _arm("c100-rl-lam4", {0: 50.0}, {0: 70.0})
+    )
+    assert pick("best:c100-human-lam,c100-random-lam", runs) == "c100-random-lam8"
+    assert pick("c100-rl-lam4", runs) == "c100-rl-lam4" and pick("c100-rl-lam8", runs) is None

@@ -329,3 +329,20 @@ def test_a_new_dataset_reaches_the_claims_and_the_report_from_its_facts_alone(mo
     answer = render(params, runs, paper, REPO, REPO).splitlines()[2]
     assert answer.startswith("**The answer** at this scale (Toy-10: the full training set, VGG16 width 0.125, ")
     assert "“RL-AUX beats single-task learning”" in answer
+
+
+def test_two_paired_seeds_are_testable_and_no_spread_has_no_detectable_effect():
+    """n = 2, differences 1 and 2: mean 1.5, s = 0.70711, se = 0.5, t = 3 on 1 df; one-sided p = 1/2 - atan(3)/π
+    = 0.102416 (two-sided 0.204833); 95% interval 1.5 ± 12.7062 x 0.5. With no spread (s = 0) there is no
+    effect size to detect: MDE is undefined, not 0."""
+    from rlaux.report.stats import mde, paired_test
+
+    t = paired_test(pd.Series([11.0, 12.0]), pd.Series([10.0, 10.0]))
+    assert t["n"] == 2 and t["sd_difference"] == pytest.approx(math.sqrt(0.5))
+    assert t["p_value"] == pytest.approx(0.5 - math.atan(3) / math.pi, rel=1e-9)
+    assert t["p_two_sided"] == pytest.approx(1 - 2 * math.atan(3) / math.pi, rel=1e-9)
+    assert (t["ci95_low"], t["ci95_high"]) == (pytest.approx(1.5 - 6.35310), pytest.approx(1.5 + 6.35310))
+    crit, found = stats.t.ppf(0.975, 1), mde(2, math.sqrt(0.5))
+    nc = found / math.sqrt(0.5) * math.sqrt(2)  # the power of the two-sided test at the effect it reports: 80%
+    assert stats.nct.sf(crit, 1, nc) + stats.nct.cdf(-crit, 1, nc) == pytest.approx(0.8, abs=1e-3)
+    assert math.isnan(mde(5, 0.0)) and math.isnan(mde(1, 1.0)) and math.isnan(mde(5, math.nan))

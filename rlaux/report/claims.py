@@ -106,9 +106,9 @@ def paper_difference(paper: pd.DataFrame | None, better: str, worse: str, metric
 def verdict(t: dict, claim: Claim, hi: str, lo: str, family: int) -> str:
     """'holds', 'reversed' or 'inconclusive' first, decided by the Holm-adjusted two-sided p across the `family`
     tested claims of the metric; a short reason after it, saying when the unadjusted test would have decided."""
-    p, p_holm, gap = t["p_value"], t.get("p_holm", math.nan), t["mean_difference"] + claim.margin
+    p, p_holm, gap = t["p_value"], t["p_holm"], t["mean_difference"] + claim.margin
     below = t["n"] >= 2 and t["ci95_high"] + claim.margin < 0
-    if math.isnan(t.get("p_two_sided", math.nan)):
+    if math.isnan(t["p_two_sided"]):
         if below:  # every seed gives the same negative difference: no variance to test, the sign is certain
             return f"reversed ({hi} is {-t['mean_difference']:.2f} pp below {lo} in every seed)"
         why = f"n = {t['n']} paired seeds" if t["n"] < 2 else "every seed gives the same difference"
@@ -130,7 +130,7 @@ def verdict(t: dict, claim: Claim, hi: str, lo: str, family: int) -> str:
         tail.append("reversed before adjustment (the whole 95% interval is below 0), not after")
     if not math.isnan(t["mde_80"]):
         tail.append(f"MDE {t['mde_80']:.1f} pp")
-    if not math.isnan(t.get("paper_difference", math.nan)):
+    if not math.isnan(t["paper_difference"]):
         where = "is excluded here" if t["paper_difference_excluded"] else "lies inside our interval"
         tail.append(f"the paper's {t['paper_difference']:+.1f} pp {where}")
     return f"inconclusive ({'; '.join(tail)})"
