@@ -665,3 +665,33 @@ def test_the_constant_lambda_control_is_the_pools_best_on_validation_by_its_pref
     )
     assert pick("best:c100-human-lam,c100-random-lam", runs) == "c100-random-lam8"
     assert pick("c100-rl-lam4", runs) == "c100-rl-lam4" and pick("c100-rl-lam8", runs) is None
+
+
+def test_claim_rows_name_their_profile_and_the_papers_difference_only_where_both_exist():
+    """Two paired seeds (differences 1 and 2: interval 1.5 ± 6.353) against a paper difference of +5: inside.
+    Without the paper's pair there is nothing to exclude (NaN, not True). A family of one claim: the MDE is the
+    two-sided test's at α = 0.05 itself."""
+    from rlaux.report.stats import mde
+
+    rows = _arm("c10-rl", {0: 61.0, 1: 62.0}) + _arm("c10-single", {0: 60.0, 1: 60.0})
+    paper = pd.DataFrame(
+        {
+            "figure": [7, 7],
+            "experiment": ["c10-rl", "c10-single"],
+            "metric": ["test_acc_best_val"] * 2,
+            "value": [85.0, 80.0],
+            "source": ["x", "x"],
+        }
+    )
+    row = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    assert row.n == 2 and row.paper_difference == 5.0 and row.paper_difference_excluded is False
+    assert row.family_size == 1 and row.mde_80 == pytest.approx(mde(2, math.sqrt(0.5), alpha=0.05))
+    alone = claims(pd.DataFrame(rows), "test_acc_best_val")
+    row = _claim(alone, "RL-AUX beats single-task learning")
+    assert math.isnan(row.paper_difference) and math.isnan(row.paper_difference_excluded)
+    assert (alone.profile == "").all()
+
+
+def test_last15_name_between_and_beyond_fifteen_epochs():
+    assert last15_name([2, 16]) == "last min(15, epochs) epochs"
+    assert last15_name([2, 3, 4]) == "mean over all 2–4 epochs"
