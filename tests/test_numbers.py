@@ -695,3 +695,14 @@ def test_claim_rows_name_their_profile_and_the_papers_difference_only_where_both
 def test_last15_name_between_and_beyond_fifteen_epochs():
     assert last15_name([2, 16]) == "last min(15, epochs) epochs"
     assert last15_name([2, 3, 4]) == "mean over all 2–4 epochs"
+
+
+def test_reproduction_counts_the_interval_edge_as_inside_and_cost_needs_its_column():
+    """Two seeds at exactly 52.0: half-width 0, and the paper's 52.0 lies on the interval (inside, not outside).
+    Runs without seconds_per_epoch (an older runs.csv) give an empty cost table, not a KeyError."""
+    paper = pd.DataFrame({"figure": [4], "experiment": ["a"], "metric": ["test_acc_last15"], "value": [52.0]})
+    runs = pd.DataFrame({"experiment": ["a", "a"], "seed": [0, 1], "test_acc_last15": [52.0, 52.0]})
+    rep = reproduction(paper, runs)
+    assert rep.ci95_half_width[0] == 0.0 and rep.verdict[0] == "inside"
+    old = pd.DataFrame({"experiment": ["a"], "dataset": ["cifar10"], "method": ["single"]})
+    assert cost(old).empty and "ratio_to_single" in cost(old).columns
