@@ -690,6 +690,9 @@ def test_claim_rows_name_their_profile_and_the_papers_difference_only_where_both
     row = _claim(alone, "RL-AUX beats single-task learning")
     assert math.isnan(row.paper_difference) and math.isnan(row.paper_difference_excluded)
     assert (alone.profile == "").all()
+    from rlaux.report.claims import all_claims
+
+    assert (all_claims(pd.DataFrame(rows)).profile == "").all()  # the default names no profile
 
 
 def test_last15_name_between_and_beyond_fifteen_epochs():
