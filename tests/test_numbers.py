@@ -654,16 +654,17 @@ def test_a_reversal_before_adjustment_says_so():
 
 
 def test_the_constant_lambda_control_is_the_pools_best_on_validation_by_its_prefixes():
-    """`best:c100-human-lam,c100-random-lam`: of c100-human-lam2 (validation 40), c100-random-lam8 (55) and
-    c100-rl-lam4 (70, outside the pool), the pick is c100-random-lam8."""
+    """`best:c100-human-lam,c100-random-lam`: of c100-human-lam2 (validation 60), c100-random-lam8 (55) and
+    c100-rl-lam4 (70, outside the pool), the pick is c100-human-lam2; with it gone, c100-random-lam8."""
     from rlaux.report.claims import pick
 
     runs = pd.DataFrame(
-        _arm("c100-human-lam2", {0: 30.0}, {0: 40.0})
+        _arm("c100-human-lam2", {0: 30.0}, {0: 60.0})
         + _arm("c100-random-lam8", {0: 20.0}, {0: 55.0})
         + _arm("c100-rl-lam4", {0: 50.0}, {0: 70.0})
     )
-    assert pick("best:c100-human-lam,c100-random-lam", runs) == "c100-random-lam8"
+    assert pick("best:c100-human-lam,c100-random-lam", runs) == "c100-human-lam2"
+    assert pick("best:c100-human-lam,c100-random-lam", runs.iloc[1:]) == "c100-random-lam8"
     assert pick("c100-rl-lam4", runs) == "c100-rl-lam4" and pick("c100-rl-lam8", runs) is None
 
 
@@ -686,6 +687,12 @@ def test_claim_rows_name_their_profile_and_the_papers_difference_only_where_both
     row = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
     assert row.n == 2 and row.paper_difference == 5.0 and row.paper_difference_excluded is False
     assert row.family_size == 1 and row.mde_80 == pytest.approx(mde(2, math.sqrt(0.5), alpha=0.05))
+    # on the interval's edge: two seeds each +1 (interval [1, 1]) against the paper's +1 exactly: inside
+    flat = _arm("c10-rl", {0: 61.0, 1: 61.0}) + _arm("c10-single", {0: 60.0, 1: 60.0})
+    paper.loc[0, "value"] = 81.0
+    edge = _claim(claims(pd.DataFrame(flat), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    assert (edge.ci95_low, edge.ci95_high, edge.paper_difference) == (1.0, 1.0, 1.0)
+    assert edge.paper_difference_excluded is False
     alone = claims(pd.DataFrame(rows), "test_acc_best_val")
     row = _claim(alone, "RL-AUX beats single-task learning")
     assert math.isnan(row.paper_difference) and math.isnan(row.paper_difference_excluded)
