@@ -65,9 +65,7 @@ def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
         what = "another run's files"
     try:
         old, new = json.loads((out / CONFIG).read_text()), cfg.snapshot()
-        same = not run_identity.changed_fields(old, new, resuming=True) and (
-            what != "a finished run" or old.get("epochs") == new["epochs"]
-        )
+        same = not run_identity.changed_fields(old, new, resuming=what != "a finished run")
     except (OSError, ValueError, UnicodeDecodeError, AttributeError):
         same = False  # what --resume would accept; anything else only --overwrite may replace
     resume = {"an unfinished run": "--resume to continue it, ", "a finished run": "--resume to return its metrics, "}

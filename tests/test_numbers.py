@@ -22,9 +22,9 @@ from torch import nn
 from rlaux.batch import AuxTargets
 from rlaux.evaluation import LabelStats, evaluate_epoch, scores, summarize, timing
 from rlaux.experiments import load_params
-from rlaux.report.claims import claim_list, claims, last15_name, paper_difference, run_epochs
+from rlaux.report.claims import all_claims, claim_list, claims, last15_name, paper_difference, pick, run_epochs
 from rlaux.report.collect import METRICS, collect, write_metrics
-from rlaux.report.stats import mean_ci, paired_test, t_interval
+from rlaux.report.stats import mde, mean_ci, paired_test, t_interval
 from rlaux.report.tables import cost, reproduction
 
 T975_DF2 = 4.302652729749462  # t-table: 97.5% quantile, 2 degrees of freedom
@@ -277,6 +277,23 @@ def _arm(exp: str, values: dict[int, float], val: dict[int, float] | None = None
 
 def _claim(table: pd.DataFrame, text: str, dataset: str = "cifar10") -> pd.Series:
     return table.set_index(["claim", "dataset"]).loc[(text, dataset)]
+
+
+def _paper_says_rl_beats_single_by(gap: float) -> pd.DataFrame:
+    """paper.csv rows where the paper's c10-rl - c10-single on test_acc_best_val is `gap` (80 + gap vs 80)."""
+    return pd.DataFrame(
+        {
+            "figure": [7, 7],
+            "experiment": ["c10-rl", "c10-single"],
+            "metric": ["test_acc_best_val"] * 2,
+            "value": [80.0 + gap, 80.0],
+            "source": ["x", "x"],
+        }
+    )
+
+
+def _rl_vs_single(rows: list[dict], paper: pd.DataFrame | None = None) -> pd.Series:
+    return _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
 
 
 def test_claim_pairs_by_seed_with_rows_shuffled_and_a_seed_missing_from_one_arm():
@@ -620,19 +637,11 @@ def test_verdict_words_at_their_edges():
     rows = _arm("c10-rl", {s: 60.0 + d for s, d in enumerate([3.0, -1.0, 1.0, -1.0])}) + _arm(
         "c10-single", dict.fromkeys(range(4), 60.0)
     )
-    paper = pd.DataFrame(
-        {
-            "figure": [7, 7],
-            "experiment": ["c10-rl", "c10-single"],
-            "metric": ["test_acc_best_val"] * 2,
-            "value": [85.0, 80.0],
-            "source": ["x", "x"],
-        }
-    )
-    noisy = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    paper = _paper_says_rl_beats_single_by(5.0)
+    noisy = _rl_vs_single(rows, paper)
     assert noisy.verdict.endswith("; the paper's +5.0 pp is excluded here)")
-    paper.loc[0, "value"] = 81.0
-    noisy = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    paper = _paper_says_rl_beats_single_by(1.0)
+    noisy = _rl_vs_single(rows, paper)
     assert noisy.verdict.endswith("; the paper's +1.0 pp lies inside our interval)")
 
 
@@ -656,8 +665,6 @@ def test_a_reversal_before_adjustment_says_so():
 def test_the_constant_lambda_control_is_the_pools_best_on_validation_by_its_prefixes():
     """`best:c100-human-lam,c100-random-lam`: of c100-human-lam2 (validation 60), c100-random-lam8 (55) and
     c100-rl-lam4 (70, outside the pool), the pick is c100-human-lam2; with it gone, c100-random-lam8."""
-    from rlaux.report.claims import pick
-
     runs = pd.DataFrame(
         _arm("c100-human-lam2", {0: 30.0}, {0: 60.0})
         + _arm("c100-random-lam8", {0: 20.0}, {0: 55.0})
@@ -672,33 +679,21 @@ def test_claim_rows_name_their_profile_and_the_papers_difference_only_where_both
     """Two paired seeds (differences 1 and 2: interval 1.5 ± 6.353) against a paper difference of +5: inside.
     Without the paper's pair there is nothing to exclude (NaN, not True). A family of one claim: the MDE is the
     two-sided test's at α = 0.05 itself."""
-    from rlaux.report.stats import mde
-
     rows = _arm("c10-rl", {0: 61.0, 1: 62.0}) + _arm("c10-single", {0: 60.0, 1: 60.0})
-    paper = pd.DataFrame(
-        {
-            "figure": [7, 7],
-            "experiment": ["c10-rl", "c10-single"],
-            "metric": ["test_acc_best_val"] * 2,
-            "value": [85.0, 80.0],
-            "source": ["x", "x"],
-        }
-    )
-    row = _claim(claims(pd.DataFrame(rows), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    paper = _paper_says_rl_beats_single_by(5.0)
+    row = _rl_vs_single(rows, paper)
     assert row.n == 2 and row.paper_difference == 5.0 and row.paper_difference_excluded is False
     assert row.family_size == 1 and row.mde_80 == pytest.approx(mde(2, math.sqrt(0.5), alpha=0.05))
     # on the interval's edge: two seeds each +1 (interval [1, 1]) against the paper's +1 exactly: inside
     flat = _arm("c10-rl", {0: 61.0, 1: 61.0}) + _arm("c10-single", {0: 60.0, 1: 60.0})
-    paper.loc[0, "value"] = 81.0
-    edge = _claim(claims(pd.DataFrame(flat), "test_acc_best_val", paper=paper), "RL-AUX beats single-task learning")
+    paper = _paper_says_rl_beats_single_by(1.0)
+    edge = _rl_vs_single(flat, paper)
     assert (edge.ci95_low, edge.ci95_high, edge.paper_difference) == (1.0, 1.0, 1.0)
     assert edge.paper_difference_excluded is False
     alone = claims(pd.DataFrame(rows), "test_acc_best_val")
     row = _claim(alone, "RL-AUX beats single-task learning")
     assert math.isnan(row.paper_difference) and math.isnan(row.paper_difference_excluded)
     assert (alone.profile == "").all()
-    from rlaux.report.claims import all_claims
-
     assert (all_claims(pd.DataFrame(rows)).profile == "").all()  # the default names no profile
 
 
