@@ -1,4 +1,4 @@
-"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | figures | tables`: `train`'s flags
+"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | search | figures | tables`: `train`'s flags
 are generated from the typed config, so the CLI, YAML files and params.yaml cannot drift apart."""
 
 from __future__ import annotations
@@ -170,6 +170,15 @@ def _collect(args: argparse.Namespace) -> None:
     print(f"collected {len(runs)} runs into {args.results}")
 
 
+def _search(args: argparse.Namespace) -> None:
+    from rlaux.report.search import write_search
+
+    table = write_search(load_params(args.params), args.name, args.out)
+    for row in table.itertuples():
+        print(f"{row.stage:12} {row.profile:16} {row.status}")
+    print(f"wrote {args.out / args.name}.csv and .md")
+
+
 def _report(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -295,6 +304,14 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--params", **params_flag)
     co.add_argument("--results", type=Path, default=Path("results"))
     co.set_defaults(func=_collect)
+    se = sub.add_parser(
+        "search",
+        help="apply a pre-registered search of params.yaml (its cells' paired tests, the rule, the confirmation)",
+    )
+    se.add_argument("name", help="the search's name under params.yaml's `searches`")
+    se.add_argument("--params", **params_flag)
+    se.add_argument("--out", type=Path, default=Path("paper_tables/searches"))
+    se.set_defaults(func=_search)
     for name, default_out, what in (
         ("figures", "figures", "Figures 4-12 as PNG"),
         ("tables", "paper_tables", "reproduction and claims tables and the report README.md"),

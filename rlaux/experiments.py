@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -46,12 +46,33 @@ class Profile(BaseModel):
     confirmation on seeds that never met)."""
 
 
+class Search(BaseModel):
+    """A search declared (and committed) before its first run: its cells, arms, rule and confirmation.
+
+    Each cell is a profile, run in the order listed (cheapest first). A cell *holds* when `task` beats
+    `baseline` (one-sided paired t-test over the cell's seeds, p < `alpha`, on `metric`) and the mean of
+    `task` - `step_control` is above 0. The chosen cell is the first that holds; `confirmation` (a profile on
+    seeds the search never used) re-tests both differences, Holm-adjusted, and its verdict is the one reported.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    cells: list[str] = Field(min_length=1)
+    task: str
+    baseline: str
+    step_control: str
+    metric: Literal["test_acc_best_val", "test_acc_last15"] = "test_acc_best_val"
+    alpha: float = Field(0.05, gt=0, lt=1)
+    confirmation: str | None = None
+    """The confirmation profile, named once a cell is chosen (its settings are the chosen cell's)."""
+
+
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
     profile: str
     seed_pool: list[int]
     profiles: dict[str, Profile]
     experiments: dict[str, dict[str, Any]]
+    searches: dict[str, Search] = {}
 
     @property
     def active(self) -> Profile:
@@ -137,6 +158,13 @@ def load_params(path: Path = PARAMS) -> Params:
         unknown = set(profile.only or ()) - set(params.experiments)
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
+    for name, search in params.searches.items():
+        for cell in [*search.cells, *([search.confirmation] if search.confirmation else [])]:
+            if cell not in params.profiles:
+                raise ConfigError(f"{path}: searches.{name} names profile {cell!r}, which profiles lacks")
+        for arm in (search.task, search.baseline, search.step_control):
+            if arm not in params.experiments:
+                raise ConfigError(f"{path}: searches.{name} names experiment {arm!r}, which experiments lacks")
     for exp_id, exp in params.experiments.items():
         if "." in exp_id or "@" in exp_id:
             raise ConfigError(

@@ -1,0 +1,122 @@
+"""A pre-registered search (params.yaml `searches`), applied as registered: each cell's paired tests, the rule,
+the chosen cell and its confirmation on fresh seeds.
+
+Reads each run's metrics.json and timing.json under runs/<cell>/, so it needs no pipeline stage of the cell's
+profile: the cells are profiles no `dvc repro` of the active profile trains (`rlaux dispatch --profile <cell>`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from rlaux.errors import ConfigError
+from rlaux.experiments import Params, Search
+from rlaux.io import write_text
+from rlaux.report.markdown import md
+from rlaux.report.stats import holm, paired_test
+
+
+def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> pd.DataFrame:
+    """One row per (arm, seed) of the profile: the metric and the run's training seconds. Empty when no run of
+    the profile has finished; an error when only some have (a cell is judged whole or not at all)."""
+    at = params.model_copy(update={"profile": profile})
+    rows, missing = [], []
+    for exp_id in arms:
+        for seed in at.seeds():
+            if at.run_config(exp_id, seed) is None:
+                raise ConfigError(f"profile {profile!r} does not run {exp_id!r}; add it to the profile's `only`")
+            run = at.run_dir(exp_id, seed)
+            if not (run / "metrics.json").is_file():
+                missing.append(str(run))
+                continue
+            metrics = json.loads((run / "metrics.json").read_text())
+            timing = run / "timing.json"
+            per_epoch = json.loads(timing.read_text())["seconds_per_epoch"] if timing.is_file() else math.nan
+            rows.append(
+                {"arm": exp_id, "seed": seed, metric: metrics[metric], "seconds": per_epoch * metrics["epochs"]}
+            )
+    if rows and missing:
+        raise ConfigError(
+            f"profile {profile!r} is partly trained ({len(missing)} runs lack metrics.json, e.g. {missing[0]}); "
+            f"finish it with `rlaux dispatch --profile {profile}`"
+        )
+    return pd.DataFrame(rows)
+
+
+def cell_tests(search: Search, table: pd.DataFrame) -> dict:
+    """task - baseline and task - step_control, paired over seeds: means, 95% t-intervals, one-sided p."""
+    by = table.pivot(index="seed", columns="arm", values=search.metric)
+    vs_base = paired_test(by[search.task], by[search.baseline])
+    vs_step = paired_test(by[search.task], by[search.step_control])
+    return {
+        "n": vs_base["n"],
+        "task_minus_baseline": vs_base["mean_difference"],
+        "baseline_ci95_low": vs_base["ci95_low"],
+        "baseline_ci95_high": vs_base["ci95_high"],
+        "baseline_p": vs_base["p_value"],
+        "task_minus_step_control": vs_step["mean_difference"],
+        "step_ci95_low": vs_step["ci95_low"],
+        "step_ci95_high": vs_step["ci95_high"],
+        "step_p": vs_step["p_value"],
+        "train_minutes": float(table.seconds.sum() / 60),
+    }
+
+
+def search_table(params: Params, name: str) -> pd.DataFrame:
+    """Every cell in its registered order, then the confirmation: tests, whether the cell holds, which is chosen.
+
+    Cells after the chosen one are listed as "not run (a cheaper cell holds)"; a cell not yet trained as
+    "not run". The confirmation's two claims are Holm-adjusted together (`p_holm`); the search's are not
+    (the rule is a screen, and its seeds never enter the confirmation)."""
+    search = params.searches[name]
+    arms = (search.task, search.baseline, search.step_control)
+    rows, chosen = [], None
+    for cell in search.cells:
+        row = {"stage": "search", "profile": cell}
+        table = arm_metrics(params, cell, arms, search.metric)
+        if chosen is not None and len(table) == 0:
+            rows.append(row | {"status": "not run (a cheaper cell holds)"})
+            continue
+        if len(table) == 0:
+            rows.append(row | {"status": "not run"})
+            continue
+        tests = cell_tests(search, table)
+        holds = tests["baseline_p"] < search.alpha and tests["task_minus_step_control"] > 0
+        if holds and chosen is None:
+            chosen = cell
+        rows.append(row | tests | {"status": "holds" if holds else "does not hold", "chosen": cell == chosen})
+    if search.confirmation:
+        row = {"stage": "confirmation", "profile": search.confirmation}
+        table = arm_metrics(params, search.confirmation, arms, search.metric)
+        if len(table) == 0:
+            rows.append(row | {"status": "not run"})
+        else:
+            tests = cell_tests(search, table)
+            p_base, p_step = holm([tests["baseline_p"], tests["step_p"]], alpha=search.alpha)
+            both = p_base < search.alpha and p_step < search.alpha
+            status = "holds" if both else ("holds against the baseline only" if p_base < search.alpha else "fails")
+            rows.append(row | tests | {"baseline_p_holm": p_base, "step_p_holm": p_step, "status": status})
+    return pd.DataFrame(rows)
+
+
+def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
+    """paper_tables/searches/<name>.csv and a readable <name>.md."""
+    if name not in params.searches:
+        raise ConfigError(f"no search {name!r} in params.yaml; declared: {', '.join(params.searches) or 'none'}")
+    table = search_table(params, name)
+    search = params.searches[name]
+    write_text(out_dir / f"{name}.csv", table.to_csv(index=False))
+    shown = table.rename(
+        columns={
+            "task_minus_baseline": f"{search.task} − {search.baseline} (pp)",
+            "baseline_p": "p (one-sided)",
+            "task_minus_step_control": f"{search.task} − {search.step_control} (pp)",
+            "step_p": "p ×2 (one-sided)",
+        }
+    )
+    write_text(out_dir / f"{name}.md", f"# Search `{name}` ({search.metric})\n\n{md(shown)}\n")
+    return table

@@ -1,0 +1,131 @@
+"""The pre-registered search's rule on synthetic cells, with p-values worked out by hand (issue 27).
+
+Student's t with 2 degrees of freedom has P(T > t) = 1/2 - t / (2 √(2 + t²)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rlaux.errors import ConfigError
+from rlaux.experiments import Params, load_params
+from rlaux.report.search import search_table, write_search
+
+ARMS = {
+    "c100-human": {"dataset": "cifar100-20", "method": "human"},
+    "c100-single": {"dataset": "cifar100-20", "method": "single"},
+    "c100-single-scale2": {"dataset": "cifar100-20", "method": "single", "primary_loss_scale": 2},
+}
+
+
+def t2_upper_tail(t: float) -> float:
+    return 0.5 - t / (2 * math.sqrt(2 + t * t))
+
+
+def _raw(confirmation: str | None = "confirm") -> dict:
+    cell = {"seeds": 3, "seed_pool": [7, 8, 9], "datasets": {"cifar100-20": {}}, "only": list(ARMS)}
+    return {
+        "profile": "cheap",
+        "seed_pool": [0, 1, 2],
+        "profiles": {
+            "cheap": cell,
+            "middle": cell,
+            "costly": cell,
+            "confirm": cell | {"seed_pool": [20, 21, 22]},
+        },
+        "experiments": ARMS,
+        "searches": {
+            "pc": {
+                "cells": ["cheap", "middle", "costly"],
+                "task": "c100-human",
+                "baseline": "c100-single",
+                "step_control": "c100-single-scale2",
+                "confirmation": confirmation,
+            }
+        },
+    }
+
+
+def _write(profile: str, seeds: list[int], accs: dict[str, list[float]]) -> None:
+    for arm, values in accs.items():
+        for seed, acc in zip(seeds, values, strict=True):
+            run = Path("runs", profile, arm, f"s{seed}")
+            run.mkdir(parents=True)
+            (run / "metrics.json").write_text(json.dumps({"test_acc_best_val": acc, "epochs": 4}))
+            (run / "timing.json").write_text(json.dumps({"seconds_per_epoch": 15.0}))
+
+
+def test_the_rule_picks_the_cheapest_cell_that_holds_and_holm_judges_the_confirmation(tmp_path, monkeypatch):
+    """cheap: human - single = 1, 2, 3 (mean 2, sd 1, t = 2√3, p = 1/2 - 2√3/(2√14) = 0.0371 < 0.05) but
+    human - single×2 = -1, 0, 1 (mean 0, not above 0): does not hold.
+    middle: the same human - single, human - single×2 = 1, 1, 2 (mean 4/3 > 0): holds, chosen.
+    costly: never trained: "not run (a cheaper cell holds)".
+    confirm: human - single p = 0.0371 again; human - single×2 = 0.5, 1, 0.5 (mean 2/3, sd √(1/12), t = 4,
+    p = 1/2 - 4/(2√18) = 0.0286). Holm: 2 × 0.0286 = 0.0572, then max(0.0572, 1 × 0.0371) = 0.0572: neither
+    holds after adjustment, though both do before it.
+    """
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate(_raw())
+    human, single = [11.0, 12.0, 13.0], [10.0, 10.0, 10.0]
+    _write("cheap", [7, 8, 9], {"c100-human": human, "c100-single": single, "c100-single-scale2": [12.0, 12, 12]})
+    _write("middle", [7, 8, 9], {"c100-human": human, "c100-single": single, "c100-single-scale2": [10.0, 11, 11]})
+    _write(
+        "confirm", [20, 21, 22], {"c100-human": human, "c100-single": single, "c100-single-scale2": [10.5, 11, 12.5]}
+    )
+
+    table = search_table(params, "pc").set_index("profile")
+    p_base, p_step = t2_upper_tail(2 * math.sqrt(3)), t2_upper_tail(4.0)
+    assert p_base == pytest.approx(0.0371, abs=1e-4) and p_step == pytest.approx(0.0286, abs=1e-4)
+
+    assert table.loc["cheap", "status"] == "does not hold"
+    assert table.loc["cheap", "task_minus_baseline"] == pytest.approx(2.0)
+    assert table.loc["cheap", "baseline_p"] == pytest.approx(p_base)
+    assert table.loc["cheap", "task_minus_step_control"] == pytest.approx(0.0)
+    assert table.loc["middle", "status"] == "holds" and table.loc["middle", "chosen"]
+    assert table.loc["middle", "task_minus_step_control"] == pytest.approx(4 / 3)
+    assert table.loc["middle", "train_minutes"] == pytest.approx(9 * 4 * 15.0 / 60)
+    assert table.loc["costly", "status"] == "not run (a cheaper cell holds)"
+    confirm = table.loc["confirm"]
+    assert confirm["stage"] == "confirmation"
+    assert confirm["step_p"] == pytest.approx(p_step)
+    assert confirm["baseline_p_holm"] == pytest.approx(2 * p_step) and confirm["step_p_holm"] == pytest.approx(
+        2 * p_step
+    )
+    assert confirm["status"] == "fails"
+
+
+def test_a_cell_not_yet_run_says_so_and_a_partial_one_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate(_raw(confirmation=None))
+    assert set(search_table(params, "pc").status) == {"not run"}
+    _write("cheap", [7, 8], {"c100-human": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"'cheap' is partly trained .*`rlaux dispatch --profile cheap`"):
+        search_table(params, "pc")
+
+
+def test_write_search_names_unknown_searches(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"no search 'other'.*declared: pc"):
+        write_search(Params.model_validate(_raw()), "other", tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda s: s["cells"].append("nowhere"), "searches.pc names profile 'nowhere'"),
+        (lambda s: s.update(step_control="c100-gone"), "searches.pc names experiment 'c100-gone'"),
+        (lambda s: s.update(metric="test_acc_best_test"), "searches.pc.metric"),
+    ],
+)
+def test_a_bad_search_is_refused_when_params_load(tmp_path, edit, message):
+    raw = _raw()
+    edit(raw["searches"]["pc"])
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message):
+        load_params(path)
