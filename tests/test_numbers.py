@@ -587,11 +587,13 @@ def test_metrics_json_for_dvc_value_by_value_from_runs_csv(tmp_path, monkeypatch
 def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path):
     """c10-rl: 50, 52, 54 on test_acc_last15 over 6 epochs (52 ± 4.968), the paper's 56.9: inside, difference
     52 - 56.9 = -4.9; c10-single on 2 seeds. The markdown row reads `| 7 | c10-rl | test_acc_last15 | 56.9 | 52 |
-    4.968 | 3 | -4.9 | inside |`; a NaN prints as an empty cell, never `nan`; the intro counts the most seeds of
+    4.968 | 3 | -4.9 | inside | Fig |`; a NaN prints as an empty cell, never `nan`; the intro counts the most seeds of
     any experiment (3) and names test_acc_last15 for what it is at 6 epochs."""
     from rlaux.report.tables import write_tables
 
-    paper = pd.DataFrame({"figure": [7], "experiment": ["c10-rl"], "metric": ["test_acc_last15"], "value": [56.9]})
+    paper = pd.DataFrame(
+        {"figure": [7], "experiment": ["c10-rl"], "metric": ["test_acc_last15"], "value": [56.9], "source": ["Fig"]}
+    )
     rows = _arm("c10-rl", {0: 50.0, 1: 52.0, 2: 54.0}) + _arm("c10-single", {0: 49.0, 1: 50.0})
     runs = pd.DataFrame(rows).assign(epochs=6)
     _, cl = write_tables(paper, runs, "study", tmp_path)
@@ -603,8 +605,12 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     assert md.startswith("# RL-AUX reproduction: profile `study`\n\nOurs: mean over 3 seeds with a two-sided 95%")
     assert "test_acc_last15, here the mean over all 6 epochs, early epochs included" in md
     assert "**This is the `study` profile**" in md
-    head = "| figure | experiment | metric | paper | ours_mean | ci95_half_width | n | difference | verdict |\n|"
-    assert head + "---|" * 9 + "\n| 7 | c10-rl | test_acc_last15 | 56.9 | 52 | 4.968 | 3 | -4.9 | inside |\n" in md
+    head = (
+        "| figure | experiment | metric | paper | ours_mean | ci95_half_width | n | difference | verdict | source |\n|"
+    )
+    assert (
+        head + "---|" * 10 + "\n| 7 | c10-rl | test_acc_last15 | 56.9 | 52 | 4.968 | 3 | -4.9 | inside | Fig |\n" in md
+    )
     # rl - single = 1, 2 on the 2 paired seeds: t = 1.5 / 0.5 = 3 on 1 df, p = 1/2 - atan(3)/π = 0.102: no claim holds
     assert "nan" not in md.lower() and "| holds (" not in md
     write_tables(paper, runs.assign(epochs=20), "paper", tmp_path)

@@ -25,7 +25,9 @@ def reproduction(paper: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             verdict = "inside" if abs(p.value - m) <= h else "outside"
         rows.append(
             {
-                "figure": p.figure,
+                "figure": ""
+                if pd.isna(p.figure)
+                else f"{p.figure:g}",  # empty: the authors' evidence outside the paper
                 "experiment": p.experiment,
                 "metric": p.metric,
                 "paper": p.value,
@@ -34,6 +36,7 @@ def reproduction(paper: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                 "n": n,
                 "difference": m - p.value,
                 "verdict": verdict,
+                "source": getattr(p, "source", ""),
             }
         )
     return pd.DataFrame(rows)
