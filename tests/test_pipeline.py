@@ -344,7 +344,8 @@ def test_report_has_every_section(tmp_path):
     assert "Test CPU; no GPU; torch 2; python 3.11" in text and "2026-01-01 10:00 UTC to 2026-01-05 10:00 UTC" in text
     assert "![Fig. 7](../../figures/study/fig07.png)" in text and "fig04.png" not in text  # only figures with data
     assert "Fig. 8 (SVHN)" in text  # named as not run here
-    best_val, last15 = (line for line in text.splitlines() if line.startswith("| RL-AUX beats single-task learning"))
+    glance, best_val, last15 = (r for r in text.splitlines() if r.startswith("| RL-AUX beats single-task learning"))
+    assert glance == "| RL-AUX beats single-task learning | holds (+0.20) |"  # the answer's verdict table
     assert (
         "| cifar10 | c10-rl vs c10-single | 5 | +0.20 (" in best_val and "holds (Holm-adjusted" in best_val
     )  # headline
