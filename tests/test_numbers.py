@@ -516,6 +516,23 @@ def test_cost_is_the_median_over_seeds_and_the_ratio_to_the_same_datasets_single
     ]
 
 
+def test_cost_ratio_only_at_one_known_thread_count():
+    """s at 2 threads; r at 2 (ratio 5), m at 1 (no ratio: another thread count), w at 1 and 2 ("1/2", no ratio),
+    o with a run that recorded none ("not recorded", no ratio)."""
+    runs = pd.DataFrame(
+        {
+            "experiment": ["s", "r", "m", "w", "w", "o"],
+            "dataset": ["cifar10"] * 6,
+            "method": ["single", "rl", "maxl", "wa-rl", "wa-rl", "rl"],
+            "seconds_per_epoch": [4.0, 20.0, 30.0, 40.0, 40.0, 8.0],
+            "threads": [2, 2, 1, 1, 2, math.nan],
+        }
+    )
+    table = cost(runs).set_index("experiment")
+    assert table.threads.to_dict() == {"s": "2", "r": "2", "m": "1", "w": "1/2", "o": "not recorded"}
+    assert table.ratio_to_single.dropna().to_dict() == {"s": 1.0, "r": 5.0}
+
+
 # ---------------------------------------------------------------- what DVC reads: runs.csv and metrics/*.json
 def test_metrics_json_for_dvc_value_by_value_from_runs_csv(tmp_path, monkeypatch):
     """Three seeds of c10-single whose metrics.json say test_acc_best_val 50, 52, 54 (mean 52, half-width

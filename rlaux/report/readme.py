@@ -297,8 +297,10 @@ def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str
         (shown if present & set(fig.bars) else missing).append(fig)
     text = (
         "## Figures\n\nAccuracy panels: dots with whiskers, the mean over seeds with its 95% t-interval (not bars: "
-        "their axis does not start at zero); grey dots: seeds; ◆: the paper's value. Precision / recall / F1: "
-        "bars from zero (means with 95% t-intervals, no seed dots).\n\n"
+        "their axis does not start at zero). Filled dots: test_acc_last15, the paper's metric, beside its value "
+        "(◆), with our seeds as grey dots; open dots: test accuracy at the best-validation epoch, the metric of "
+        "the headline verdicts (the paper has no such number). Precision / recall / F1: bars from zero (means with "
+        "95% t-intervals, no seed dots).\n\n"
     )
     for fig in shown:
         rel = _rel(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)
@@ -415,8 +417,10 @@ def cost_section(runs: pd.DataFrame) -> str:
         return text + "No timings.\n"
     if "threads" in table:
         text += (
-            "threads: the torch threads of the experiment's runs. A run at 1 thread (`rlaux dispatch` trains two at "
-            "once on two cores) takes longer per epoch than one at 2 threads, so compare costs at one thread count.\n\n"
+            "threads: the torch threads of the experiment's runs (1/2: its seeds ran at both; not recorded: runs "
+            "older than the record). A run at 1 thread (`rlaux dispatch` trains two at once on two cores) takes "
+            "longer per epoch than one at 2 threads, so a ratio to single-task is given only where both ran at "
+            "the same known thread count (– elsewhere).\n\n"
         )
     table = table.assign(
         seconds_per_epoch=table.seconds_per_epoch.map(_num),

@@ -70,9 +70,14 @@ def cost(runs: pd.DataFrame) -> pd.DataFrame:
     df["ratio_to_single"] = df.seconds_per_epoch / df.dataset.map(single)
     if "threads" in runs and runs.threads.notna().any():  # a run at 1 thread beside one at 2 is not a method's cost
         threads = runs.groupby("experiment", sort=False).threads.agg(
-            lambda t: "/".join(f"{v:g}" for v in sorted(t.dropna().unique()))
+            lambda t: (
+                "not recorded" if t.isna().any() else "/".join(f"{v:g}" for v in sorted(t.unique()))
+            )  # "1/2": its seeds ran at both
         )
         df.insert(4, "threads", df.experiment.map(threads))
+        base = df[df.method == "single"].groupby("dataset")["threads"].first()
+        comparable = (df.threads == df.dataset.map(base)) & ~df.threads.str.contains("/|not", regex=True)
+        df["ratio_to_single"] = df.ratio_to_single.where(comparable)  # only at one known thread count
     return df
 
 
