@@ -198,7 +198,7 @@ def _report(args: argparse.Namespace) -> None:
         from rlaux.report.tables import write_tables
 
         write_tables(paper, runs, params.profile, args.out)
-        path = write_report(params, runs, paper, args.out, args.figures)
+        path = write_report(params, runs, paper, args.out, args.figures, curves)
         print(f"wrote {args.out}/reproduction.md, claims.csv and the report {path}")
 
 

@@ -734,3 +734,39 @@ def test_reproduction_counts_the_interval_edge_as_inside_and_cost_needs_its_colu
     assert rep.ci95_half_width[0] == 0.0 and rep.verdict[0] == "inside"
     old = pd.DataFrame({"experiment": ["a"], "dataset": ["cifar10"], "method": ["single"]})
     assert cost(old).empty and "ratio_to_single" in cost(old).columns
+
+
+# ---------------------------------------------------------------- have the networks settled?
+def test_settling_slope_is_over_each_runs_last_15_epochs():
+    """17 epochs; epochs 1-2 are 100% (outside the window: a slope over all epochs would be negative).
+    a: seed 0 test_acc = epoch (slope 1), seed 1 = 2·epoch (slope 2): mean 1.5, s = 0.7071, half-width
+       t(0.975, 1) · s/√2 = 12.706 · 0.5 = 6.353: the interval holds 0, "no trend detected".
+    b: three seeds at slope 1 (no spread): "still rising". c: flat at 40 in both seeds: "no trend detected".
+    d: one seed: "untestable"."""
+    from rlaux.report.tables import settling
+
+    rows = []
+    for exp, seeds in (
+        ("a", {0: 1.0, 1: 2.0}),
+        ("b", {0: 1.0, 1: 1.0, 2: 1.0}),
+        ("c", {0: 0.0, 1: 0.0}),
+        ("d", {0: 1.0}),
+    ):
+        for seed, slope in seeds.items():
+            for epoch in range(1, 18):
+                acc = 100.0 if epoch <= 2 else 40.0 + slope * epoch
+                rows.append({"experiment": exp, "seed": seed, "epoch": epoch, "test_acc": acc})
+    table = settling(pd.DataFrame(rows)).set_index("experiment")
+    assert table.loc["a", "epochs"] == "3–17" and table.loc["a", "n"] == 2
+    assert table.loc["a", "slope_pp_per_epoch"] == pytest.approx(1.5)
+    assert table.loc["a", "ci95_high"] == pytest.approx(1.5 + 12.706205 * 0.5, abs=1e-5)
+    assert table.trend.to_dict() == {
+        "a": "no trend detected",
+        "b": "still rising",
+        "c": "no trend detected",
+        "d": "untestable",
+    }
+    from rlaux.report.readme import settling_section
+
+    text = settling_section(pd.DataFrame(rows))
+    assert "1 of 4 experiments were still rising in that window." in text and "| b | 3–17 | 1 |" in text

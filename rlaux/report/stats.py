@@ -78,3 +78,9 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[float]:
     if not p_values:
         return []
     return [float(p) for p in multipletests(p_values, alpha=alpha, method="holm")[1]]
+
+
+def ols_slope(x, y) -> float:
+    """Least-squares slope of y on x (scipy's linregress); NaN with fewer than 3 points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return float(stats.linregress(x, y).slope) if len(x) >= 3 else math.nan

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ import pandas as pd
 from rlaux.io import write_text
 from rlaux.report.claims import all_claims, last15_name, run_epochs
 from rlaux.report.markdown import md
-from rlaux.report.stats import mean_ci
+from rlaux.report.stats import mean_ci, ols_slope
 
 
 def reproduction(paper: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -79,6 +80,37 @@ def cost(runs: pd.DataFrame) -> pd.DataFrame:
         comparable = (df.threads == df.dataset.map(base)) & ~df.threads.str.contains("/|not", regex=True)
         df["ratio_to_single"] = df.ratio_to_single.where(comparable)  # only at one known thread count
     return df
+
+
+SETTLING_WINDOW = 15
+"""Epochs whose slope says whether test_acc_last15 averages a settled network (the paper's last 15 of 80-200)."""
+
+
+def settling(curves: pd.DataFrame, window: int = SETTLING_WINDOW) -> pd.DataFrame:
+    """Per experiment: each run's least-squares slope of test accuracy per epoch over its last `window` epochs (the
+    epochs test_acc_last15 averages), then the mean over seeds with its 95% t-interval. An interval above zero: the
+    networks were still learning in the window the metric averages, so a longer schedule would move the numbers."""
+    rows = []
+    for exp, g in curves.groupby("experiment", sort=False) if len(curves) else ():
+        last = g.sort_values("epoch").groupby("seed").tail(window)
+        slopes = [ols_slope(r.epoch, r.test_acc) for _, r in last.groupby("seed")]
+        m, h, n = mean_ci([v for v in slopes if not math.isnan(v)])
+        low, high = m - h, m + h
+        trend = (
+            "still rising" if low > 0 else "falling" if high < 0 else "no trend detected" if n >= 2 else "untestable"
+        )
+        rows.append(
+            {
+                "experiment": exp,
+                "epochs": f"{int(last.epoch.min())}–{int(last.epoch.max())}",
+                "slope_pp_per_epoch": m,
+                "ci95_low": low,
+                "ci95_high": high,
+                "n": n,
+                "trend": trend,
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def write_tables(
