@@ -99,13 +99,16 @@ def test_the_rule_picks_the_cheapest_cell_that_holds_and_holm_judges_the_confirm
     assert confirm["status"] == "fails"
 
 
-def test_a_cell_not_yet_run_says_so_and_a_partial_one_is_refused(tmp_path, monkeypatch):
+def test_a_cell_not_yet_run_says_so_and_a_partial_one_is_not_judged(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = Params.model_validate(_raw(confirmation=None))
     assert set(search_table(params, "pc").status) == {"not run"}
     _write("cheap", [7, 8], {"c100-human": [1.0, 2.0]})
-    with pytest.raises(ConfigError, match=r"'cheap' is partly trained .*`rlaux dispatch --profile cheap`"):
-        search_table(params, "pc")
+    human, single = [11.0, 12.0, 13.0], [10.0, 10.0, 10.0]
+    _write("middle", [7, 8, 9], {"c100-human": human, "c100-single": single, "c100-single-scale2": [10.0, 11, 11]})
+    table = search_table(params, "pc").set_index("profile")
+    assert table.loc["cheap", "status"] == "partly trained (2 of 9 runs): not judged"
+    assert table.loc["middle", "status"] == "holds" and not table.loc["middle", "chosen"]  # cheap may still hold
 
 
 def test_write_search_names_unknown_searches(tmp_path, monkeypatch):

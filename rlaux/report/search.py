@@ -20,18 +20,18 @@ from rlaux.report.markdown import md
 from rlaux.report.stats import holm, paired_test
 
 
-def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> pd.DataFrame:
-    """One row per (arm, seed) of the profile: the metric and the run's training seconds. Empty when no run of
-    the profile has finished; an error when only some have (a cell is judged whole or not at all)."""
+def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> tuple[pd.DataFrame, int]:
+    """One row per finished (arm, seed) of the profile: the metric and the run's training seconds; and how many
+    runs the profile has in all (a cell is judged only when every one has finished)."""
     at = params.model_copy(update={"profile": profile})
-    rows, missing = [], []
+    rows, planned = [], 0
     for exp_id in arms:
         for seed in at.seeds():
             if at.run_config(exp_id, seed) is None:
                 raise ConfigError(f"profile {profile!r} does not run {exp_id!r}; add it to the profile's `only`")
+            planned += 1
             run = at.run_dir(exp_id, seed)
             if not (run / "metrics.json").is_file():
-                missing.append(str(run))
                 continue
             metrics = json.loads((run / "metrics.json").read_text())
             timing = run / "timing.json"
@@ -39,12 +39,7 @@ def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str
             rows.append(
                 {"arm": exp_id, "seed": seed, metric: metrics[metric], "seconds": per_epoch * metrics["epochs"]}
             )
-    if rows and missing:
-        raise ConfigError(
-            f"profile {profile!r} is partly trained ({len(missing)} runs lack metrics.json, e.g. {missing[0]}); "
-            f"finish it with `rlaux dispatch --profile {profile}`"
-        )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), planned
 
 
 def cell_tests(search: Search, table: pd.DataFrame) -> dict:
@@ -70,30 +65,31 @@ def search_table(params: Params, name: str) -> pd.DataFrame:
     """Every cell in its registered order, then the confirmation: tests, whether the cell holds, which is chosen.
 
     Cells after the chosen one are listed as "not run (a cheaper cell holds)"; a cell not yet trained as
-    "not run". The confirmation's two claims are Holm-adjusted together (`p_holm`); the search's are not
+    "not run", one still training as "partly trained" (not judged, and no costlier cell is chosen meanwhile). The confirmation's two claims are Holm-adjusted together (`p_holm`); the search's are not
     (the rule is a screen, and its seeds never enter the confirmation)."""
     search = params.searches[name]
     arms = (search.task, search.baseline, search.step_control)
-    rows, chosen = [], None
+    rows, chosen, undecided = [], None, False
     for cell in search.cells:
         row = {"stage": "search", "profile": cell}
-        table = arm_metrics(params, cell, arms, search.metric)
-        if chosen is not None and len(table) == 0:
-            rows.append(row | {"status": "not run (a cheaper cell holds)"})
-            continue
-        if len(table) == 0:
-            rows.append(row | {"status": "not run"})
+        table, planned = arm_metrics(params, cell, arms, search.metric)
+        if len(table) < planned:
+            status = "not run" if table.empty else f"partly trained ({len(table)} of {planned} runs): not judged"
+            if chosen is not None and table.empty:
+                status = "not run (a cheaper cell holds)"
+            undecided |= chosen is None and not table.empty  # a cheaper cell still running: no later cell is chosen
+            rows.append(row | {"status": status})
             continue
         tests = cell_tests(search, table)
         holds = tests["baseline_p"] < search.alpha and tests["task_minus_step_control"] > 0
-        if holds and chosen is None:
+        if holds and chosen is None and not undecided:
             chosen = cell
         rows.append(row | tests | {"status": "holds" if holds else "does not hold", "chosen": cell == chosen})
     if search.confirmation:
         row = {"stage": "confirmation", "profile": search.confirmation}
-        table = arm_metrics(params, search.confirmation, arms, search.metric)
-        if len(table) == 0:
-            rows.append(row | {"status": "not run"})
+        table, planned = arm_metrics(params, search.confirmation, arms, search.metric)
+        if len(table) < planned:
+            rows.append(row | {"status": f"not run ({len(table)} of {planned} runs finished)"})
         else:
             tests = cell_tests(search, table)
             p_base, p_step = holm([tests["baseline_p"], tests["step_p"]], alpha=search.alpha)
