@@ -770,3 +770,37 @@ def test_settling_slope_is_over_each_runs_last_15_epochs():
 
     text = settling_section(pd.DataFrame(rows))
     assert "1 of 4 experiments were still rising in that window." in text and "| b | 3–17 | 1 |" in text
+
+
+# ---------------------------------------------------------------- the reward probe's variance components
+def test_two_way_components_by_method_of_moments_by_hand():
+    """Rewards (4 label sets x 3 evaluation batches) = row effect + column effect + residual:
+        rows r = (-3, -1, 1, 3), columns c = (-2, 0, 2), residual e with every row and column mean 0:
+        e = [[1, -1, 0], [-1, 1, 0], [1, -1, 0], [-1, 1, 0]].
+    Row means = r (sd √(20/3)), column means = c (sd 2). SS: rows 3·20 = 60, columns 4·8 = 32, residual 8, total
+    100, so the rows' SS share is 0.6. Mean squares: rows 60/3 = 20, columns 32/2 = 16, residual 8/6 = 4/3.
+    Components: label (20 - 4/3)/3 = 56/9, batch (16 - 4/3)/4 = 11/3, residual 4/3; label share of their sum
+    56/9 / (56/9 + 33/9 + 12/9) = 56/101 = 0.554 (below the SS share 0.6: the residual is not credited)."""
+    from rlaux.report.stats import two_way_components
+
+    label, batch, residual = two_way_components([math.sqrt(20 / 3)], [2.0], [0.6], rows=4, cols=3)
+    assert (
+        label[0] == pytest.approx(56 / 9) and batch[0] == pytest.approx(11 / 3) and residual[0] == pytest.approx(4 / 3)
+    )
+    assert label[0] / (label[0] + batch[0] + residual[0]) == pytest.approx(56 / 101)
+    # noise alone: a row mean square below the residual's gives a zero component, never a negative one
+    label, _, _ = two_way_components([0.1], [2.0], [0.001], rows=4, cols=3)
+    assert label[0] == 0.0
+    from rlaux.report.collect import _label_component
+
+    # collect's per-run number: components averaged over epochs, then the share (epoch 2 repeats epoch 1 at twice
+    # the scale: components x 4, so the share is again 56/101); an epoch without the probe is left out
+    history = pd.DataFrame(
+        {
+            "agent/reward_label_sd": [math.sqrt(20 / 3), 2 * math.sqrt(20 / 3), math.nan],
+            "agent/reward_batch_sd": [2.0, 4.0, math.nan],
+            "agent/reward_label_share": [0.6, 0.6, math.nan],
+        }
+    )
+    assert _label_component(history) == pytest.approx(56 / 101)
+    assert math.isnan(_label_component(pd.DataFrame({"epoch": [1]})))

@@ -189,17 +189,18 @@ def test_report_gives_the_answer_first_in_at_most_four_sentences_then_a_verdict_
 
     runs = _synthetic_runs()
     diag = {"policy_entropy": math.log(5) - 0.002, "policy_max_prob": 0.21, "kl_from_init": 0.0004}
-    diag |= {"sampled_label_entropy": 1.6, "reward_label_share": 0.03, "reward_batch_share": 0.91}
+    diag |= {"sampled_label_entropy": 1.6, "reward_label_component": 0.03, "reward_batch_share": 0.91}
     for col, value in (diag | {"ppo_approx_kl": 0.002}).items():
         runs[col] = runs.method.map({"rl": value})
     text = render(params, runs, paper, REPO, REPO)
-    assert "The reward it is given varies little with its labels (3% of the one-step reward probe's variance" in (
-        _answer(text)
+    assert (
+        "The reward it is given varies little with its labels (the label sets' variance component is 3.0% of the"
+        in (_answer(text))
     )
     assert "| c10-rl | rl | uniform (did not move) | almost none | 1.609 | 1.607 ± 0.000 |" in text  # the Agent table
-    moved = runs.assign(kl_from_init=runs.kl_from_init * 1000, reward_label_share=runs.reward_label_share * 10)
+    moved = runs.assign(kl_from_init=runs.kl_from_init * 1000, reward_label_component=runs.reward_label_component * 10)
     text = render(params, moved, paper, REPO, REPO)
-    assert "varies measurably with its labels (30% of" in _answer(text)
+    assert "varies measurably with its labels (the label sets' variance component is 30.0% of" in _answer(text)
     assert "| c10-rl | rl | moved | some |" in text
     at_init = runs.assign(policy_entropy=0.3)
     assert "| c10-rl | rl | at its initial policy (did not move) |" in render(params, at_init, paper, REPO, REPO)
@@ -221,13 +222,15 @@ def test_a_placebo_agent_is_described_as_one_and_set_beside_its_rl_agent():
     runs = pd.concat([runs, placebo], ignore_index=True)
     kl = runs.experiment.map({"c10-rl": 1.37, "c10-rl-placebo": 1.27})
     diag = {"policy_entropy": 0.3, "policy_max_prob": 0.9, "kl_from_init": kl, "sampled_label_entropy": 0.5}
-    diag |= {"reward_label_share": 0.02, "reward_batch_share": 0.96, "ppo_approx_kl": 0.01}
+    diag |= {"reward_label_component": 0.02, "reward_batch_share": 0.96, "ppo_approx_kl": 0.01}
     for col, value in diag.items():
         runs[col] = value if isinstance(value, pd.Series) else runs.method.map({"rl": value})
     text = render(params, runs, paper, REPO, REPO)
     answer = _answer(text)
     assert "RL-AUX's agent does not beat its placebo, whose reward ignores its actions (+0.00 pp on CIFAR-10)" in answer
-    assert "varies little with its labels (2% of" in answer  # the placebo's own probe is not RL-AUX's signal
+    assert (
+        "varies little with its labels (the label sets' variance component is 2.0% of" in answer
+    )  # the placebo's own probe is not RL-AUX's signal
     assert "| c10-rl | rl | moved | almost none |" in text
     assert "| c10-rl-placebo | rl | moved | none (placebo: by construction) |" in text
     better = runs.assign(test_acc_best_val=runs.test_acc_best_val + runs.experiment.eq("c10-rl") * (3 + runs.seed / 10))

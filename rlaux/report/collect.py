@@ -12,7 +12,7 @@ import pandas as pd
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 from rlaux.io import write_json, write_text
-from rlaux.report.stats import mean_ci
+from rlaux.report.stats import mean_ci, two_way_components
 
 METRICS = [
     "test_acc_last15",
@@ -130,7 +130,24 @@ def _agent(history: pd.DataFrame) -> dict[str, float]:
     """AGENT_LAST and AGENT_MEAN over the epochs that logged them; NaN where none did (every non-RL method)."""
     logged = {src: history.get(src, pd.Series(dtype=float)).dropna() for src in AGENT_LAST | AGENT_MEAN}
     last = {dst: float(logged[src].iloc[-1]) if len(logged[src]) else math.nan for src, dst in AGENT_LAST.items()}
-    return last | {dst: float(logged[src].mean()) for src, dst in AGENT_MEAN.items()}  # mean of nothing: NaN
+    means = {dst: float(logged[src].mean()) for src, dst in AGENT_MEAN.items()}  # mean of nothing: NaN
+    return last | means | {"reward_label_component": _label_component(history)}
+
+
+def _label_component(history: pd.DataFrame) -> float:
+    """The one-step reward probe's label-set variance component as a share of the reward's variance (method of
+    moments, `two_way_components`; each component averaged over the epochs, then the share): NaN without a probe."""
+    cols = ["agent/reward_label_sd", "agent/reward_batch_sd", "agent/reward_label_share"]
+    if not set(cols) <= set(history):
+        return math.nan
+    probe = history[cols].dropna()
+    if probe.empty:
+        return math.nan
+    from rlaux.methods.rl.diagnostics import EVAL_BATCHES, LABEL_SETS
+
+    label, batch, residual = (c.mean() for c in two_way_components(*probe.T.to_numpy(), LABEL_SETS, EVAL_BATCHES))
+    total = label + batch + residual
+    return float(label / total) if total > 0 else math.nan
 
 
 def _seconds_per_epoch(run: Path, history: pd.DataFrame) -> float:

@@ -87,8 +87,9 @@ _AGENT_COLUMNS = {
     "kl_from_init": "KL from init (nats)",
     "sampled_label_entropy": "sampled-label entropy (nats)",
     "label_entropy": "argmax-label entropy (nats)",
-    "reward_label_share": "reward: label share",
-    "reward_batch_share": "reward: batch share",
+    "reward_label_component": "reward probe: label component",
+    "reward_label_share": "reward probe: label SS share",
+    "reward_batch_share": "reward probe: batch SS share",
     "ppo_approx_kl": "PPO approx. KL",
 }
 
@@ -129,9 +130,9 @@ def _signal_word(a) -> str:
     """What the reward told the agent about its actions, with the threshold SIGNAL_SHARE."""
     if a.placebo:  # the probe rewards the policy's labels as RL-AUX does; the placebo's own reward ignores them
         return "none (placebo: by construction)"
-    if pd.isna(a.reward_label_share):
+    if pd.isna(a.reward_label_component):
         return "not measured"
-    return "some" if a.reward_label_share >= SIGNAL_SHARE else "almost none"
+    return "some" if a.reward_label_component >= SIGNAL_SHARE else "almost none"
 
 
 CONTROL_CLAIM, PLACEBO_CLAIM = "Human labels beat single-task learning", "RL-AUX beats its placebo"
@@ -211,13 +212,13 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
     verb = "beats" if beats else "does not beat"
     lead = f"RL-AUX's agent {verb} its placebo, whose reward ignores its actions ({words})" if len(placebo) else ""
     labels_only = ~agents.method.map(lambda m: METHODS[m].weight_aware)  # WA-RL's actions carry weights too
-    real = agents[~agents.placebo & agents.reward_label_share.notna() & labels_only]
+    real = agents[~agents.placebo & agents.reward_label_component.notna() & labels_only]
     if len(real):
-        lo, hi = real.reward_label_share.min(), real.reward_label_share.max()
-        share = f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%}–{hi:.0%}"
+        lo, hi = real.reward_label_component.min(), real.reward_label_component.max()
+        share = f"{lo:.1%}" if f"{lo:.1%}" == f"{hi:.1%}" else f"{lo:.1%}–{hi:.1%}"
         signal = (
             f"the reward it is given varies {'little' if hi < SIGNAL_SHARE else 'measurably'} with its labels "
-            f"({share} of the one-step reward probe's variance is due to the label set)"
+            f"(the label sets' variance component is {share} of the one-step reward probe's variance)"
         )
         return f"{lead}, and {signal}." if lead else f"{signal[0].upper()}{signal[1:]}."
     return f"{lead}." if lead else "No placebo and no reward probe in this profile, so this report cannot say why."
@@ -497,12 +498,18 @@ def agent_section(runs: pd.DataFrame, params: Params) -> str:
         "distribution over the sample's block at the last epoch (ln ψ: uniform); **max prob**, its mean largest "
         "probability; **KL from init**, mean KL(policy ‖ initial policy); **sampled-label entropy**, the entropy "
         "per primary class of the labels the agent sampled in its last agent epoch (compare the argmax-label "
-        "entropy: what the main network trains on); **reward: label share / batch share**, the share of the "
-        "reward's variance on a small probe due to the label set (what the agent chose) and due to the "
-        "evaluation batch (noise to the agent), mean over epochs; **PPO approx. KL**, PPO's approximate KL per "
+        "entropy: what the main network trains on). **Reward probe**, each epoch: one training batch labelled by 4 "
+        "label sets drawn from the policy, each trained into a copy of the network for one step and rewarded on "
+        "the same 3 evaluation batches, the reward RL-AUX computes (a one-step probe, not the rewards the agent "
+        "received in its episodes): **label component**, the label sets' method-of-moments variance component "
+        "as a share of the reward's variance (the residual, interaction and noise, is subtracted from the label "
+        "sets' mean square; components averaged over epochs, then the share); **label / batch SS share**, the "
+        "label sets' and the evaluation batches' shares of the sum of squares, which count residual as effect "
+        "(kept for comparison). Label sets drawn from a sharpening policy differ less, so both shrink as the "
+        "policy sharpens whatever the reward does. **PPO approx. KL**, PPO's approximate KL per "
         f"update, mean over epochs. The policy *did not move* when its entropy is within {UNMOVED_NATS} nats of "
         f"ln ψ and its KL from init below {UNMOVED_NATS} nats; the reward *carried almost no signal* about the "
-        f"labels when under {SIGNAL_SHARE:.0%} of its variance is due to the label set.\n\n"
+        f"labels when the label component is under {SIGNAL_SHARE:.0%} of its variance.\n\n"
     )
     if runs.empty or "method" not in runs or not runs.method.isin(RL_METHODS).any():
         return text + "No RL-AUX or WA-RL run in this profile.\n"

@@ -84,3 +84,20 @@ def ols_slope(x, y) -> float:
     """Least-squares slope of y on x (scipy's linregress); NaN with fewer than 3 points."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     return float(stats.linregress(x, y).slope) if len(x) >= 3 else math.nan
+
+
+def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) -> tuple[np.ndarray, ...]:
+    """Method-of-moments variance components of a rows x cols layout of rewards without replication (label sets x
+    evaluation batches), from what the probe logs per epoch: the standard deviations of the row means and of the
+    column means and the rows' share of the total sum of squares. Returns (label, batch, residual) components; the
+    residual (interaction and noise, inseparable without replication) is subtracted from each effect's mean square
+    before it is counted, so a label effect is not credited with noise, as a sum-of-squares share is."""
+    label_sd, batch_sd, label_share = (np.asarray(v, dtype=float) for v in (label_sd, batch_sd, label_share))
+    ss_label = cols * (rows - 1) * label_sd**2
+    ss_batch = rows * (cols - 1) * batch_sd**2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ss_total = ss_label / label_share
+    ms_res = np.clip(ss_total - ss_label - ss_batch, 0, None) / ((rows - 1) * (cols - 1))
+    label = np.clip((ss_label / (rows - 1) - ms_res) / cols, 0, None)
+    batch = np.clip((ss_batch / (cols - 1) - ms_res) / rows, 0, None)
+    return label, batch, ms_res
