@@ -145,7 +145,8 @@ def _label_component(history: pd.DataFrame) -> float:
         return math.nan
     from rlaux.methods.rl.diagnostics import EVAL_BATCHES, LABEL_SETS
 
-    label, batch, residual = (c.mean() for c in two_way_components(*probe.T.to_numpy(), LABEL_SETS, EVAL_BATCHES))
+    label_sd, batch_sd, share = (probe[c].to_numpy() for c in cols)
+    label, batch, residual = (c.mean() for c in two_way_components(label_sd, batch_sd, share, LABEL_SETS, EVAL_BATCHES))
     total = label + batch + residual
     return float(label / total) if total > 0 else math.nan
 
