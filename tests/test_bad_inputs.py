@@ -605,8 +605,16 @@ def test_intact_run_still_resumes_and_evaluates(tmp_path, capsys, tiny_root, run
     main(resume_argv(tiny_root, run_copy))
     assert not (run_copy / "checkpoint.pt").exists()  # finished: best.pt, metrics and history stay
     main(resume_argv(tiny_root, run_copy))  # a finished run resumes as done
+    trained = json.loads((run_copy / "metrics.json").read_text())
+    (run_copy / "metrics.json").unlink()
     main(["evaluate", str(run_copy), "--data-root", str(tiny_root), "--device", "cpu"])
-    assert "test_acc_best_val" in json.loads((run_copy / "metrics.json").read_text())
+    evaluated = json.loads((run_copy / "metrics.json").read_text())
+    # value by value what training wrote: the history's numbers (summarize) and the best checkpoint's test scores
+    assert evaluated.keys() == trained.keys() and evaluated["config"] == trained["config"]
+    for key, value in trained.items():
+        if key != "config":
+            assert evaluated[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    assert type(evaluated["best_val_epoch"]) is int and type(evaluated["epochs"]) is int
 
 
 def test_internal_errors_keep_their_traceback(monkeypatch, tmp_path, tiny_root):
