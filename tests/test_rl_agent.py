@@ -78,6 +78,8 @@ def test_diagnostics_never_change_the_run(make_trainer):  # noqa: F811
             "agent/sampled_label_entropy",
             "agent/reward_label_share",
             "agent/reward_batch_share",
+            "agent/reward_uniform_label_share",
+            "agent/reward_uniform_label_sd",
         }
     for on, off in ((main_on, main_off), (agent_on, agent_off)):
         assert all(torch.equal(on[k], off[k]) for k in on)
@@ -105,6 +107,9 @@ def test_diagnostics_measure_the_policy_not_its_argmax(make_trainer):  # noqa: F
     assert row["agent/reward_label_share"] + row["agent/reward_batch_share"] <= 1.0 + 1e-6
     # a deterministic policy draws the same label set every time: the labels explain no variance
     assert row["agent/reward_label_share"] < 1e-6
+    # label sets drawn uniformly in-block still differ, so that probe still sees the labels' effect on the reward
+    assert row["agent/reward_uniform_label_share"] > 1e-6
+    assert row["agent/reward_uniform_label_sd"] > 0 and row["agent/reward_label_sd"] < 1e-6
 
 
 @pytest.mark.parametrize("placebo", [False, True])

@@ -131,13 +131,14 @@ def _agent(history: pd.DataFrame) -> dict[str, float]:
     logged = {src: history.get(src, pd.Series(dtype=float)).dropna() for src in AGENT_LAST | AGENT_MEAN}
     last = {dst: float(logged[src].iloc[-1]) if len(logged[src]) else math.nan for src, dst in AGENT_LAST.items()}
     means = {dst: float(logged[src].mean()) for src, dst in AGENT_MEAN.items()}  # mean of nothing: NaN
-    return last | means | {"reward_label_component": _label_component(history)}
+    return last | means | {f"reward_label_component{k}": _label_component(history, k) for k in ("", "_uniform")}
 
 
-def _label_component(history: pd.DataFrame) -> float:
+def _label_component(history: pd.DataFrame, draws: str = "") -> float:
     """The one-step reward probe's label-set variance component as a share of the reward's variance (method of
-    moments, `two_way_components`; each component averaged over the epochs, then the share): NaN without a probe."""
-    cols = ["agent/reward_label_sd", "agent/reward_batch_sd", "agent/reward_label_share"]
+    moments, `two_way_components`; each component averaged over the epochs, then the share): NaN without a probe.
+    `draws`: "" for label sets drawn from the policy, "_uniform" for label sets drawn uniformly in-block."""
+    cols = [f"agent/reward{draws}_label_sd", f"agent/reward{draws}_batch_sd", f"agent/reward{draws}_label_share"]
     if not set(cols) <= set(history):
         return math.nan
     probe = history[cols].dropna()

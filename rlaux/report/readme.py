@@ -88,6 +88,7 @@ _AGENT_COLUMNS = {
     "sampled_label_entropy": "sampled-label entropy (nats)",
     "label_entropy": "argmax-label entropy (nats)",
     "reward_label_component": "reward probe: label component",
+    "reward_label_component_uniform": "reward probe: label component, uniform labels",
     "reward_label_share": "reward probe: label SS share",
     "reward_batch_share": "reward probe: batch SS share",
     "ppo_approx_kl": "PPO approx. KL",
@@ -506,7 +507,9 @@ def agent_section(runs: pd.DataFrame, params: Params) -> str:
         "sets' mean square; components averaged over epochs, then the share); **label / batch SS share**, the "
         "label sets' and the evaluation batches' shares of the sum of squares, which count residual as effect "
         "(kept for comparison). Label sets drawn from a sharpening policy differ less, so both shrink as the "
-        "policy sharpens whatever the reward does. **PPO approx. KL**, PPO's approximate KL per "
+        "policy sharpens whatever the reward does; **label component, uniform labels**: the same with label sets "
+        "drawn uniformly in-block (–: a run trained before this probe existed). **PPO "
+        "approx. KL**, PPO's approximate KL per "
         f"update, mean over epochs. The policy *did not move* when its entropy is within {UNMOVED_NATS} nats of "
         f"ln ψ and its KL from init below {UNMOVED_NATS} nats; the reward *carried almost no signal* about the "
         f"labels when the label component is under {SIGNAL_SHARE:.0%} of its variance.\n\n"

@@ -14,7 +14,10 @@ near-uniform policy is set by tiny logit offsets), so the policy is measured dir
   copy of the canonical network and rewarded on `EVAL_BATCHES` evaluation batches: the share of
   the reward's sum of squares due to the label set (what the agent chose) and due to the
   evaluation batch (noise to the agent). A reward that carries no signal about the actions has a
-  label share near 0.
+  label share near 0. The report turns these into method-of-moments variance components
+  (`rlaux.report.stats.two_way_components`), which do not count the residual as a label effect;
+* `agent/reward_uniform_*`: the same layout with label sets drawn uniformly in-block instead of from
+  the policy (a sharpening policy draws label sets that differ less, whatever the reward does).
 
 Every draw uses its own seeded generator, and the global random state is restored, so a run with
 diagnostics is the same run as one without (tested).
@@ -22,6 +25,7 @@ diagnostics is the same run as one without (tested).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -32,6 +36,7 @@ from rlaux.methods.rl.agent import label_probs
 if TYPE_CHECKING:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 
+    from rlaux.batch import Batch
     from rlaux.methods.rl.env import AuxTaskEnv
 
 PROBE_IMAGES = 256
@@ -74,19 +79,31 @@ class AgentProbe:
 
     @torch.no_grad()
     def reward_signal(self, epoch: int) -> dict[str, Tensor]:
+        """The layout twice on one batch and the same evaluation batches: label sets drawn from the policy (which
+        differ less as it sharpens), then drawn uniformly in-block (`reward_uniform_*`, which do not)."""
         sandbox, codec = self.env.sandbox, self.env.codec
         g = self.trainer.generator(epoch, STREAM_PROBE)
         batch = next(self.trainer.batches(epoch, STREAM_PROBE))
         evals = [sandbox.reward_batch(g) for _ in range(EVAL_BATCHES)]
         self.policy.set_training_mode(False)
+        masks = codec.action_masks(batch.y)
+        policy = self._layout(batch, evals, lambda: sample_actions(self.policy, batch.x, masks, g))
+        uniform = self._layout(batch, evals, lambda: codec.uniform_actions(batch.y, g))
+        return policy | {k.replace("reward_", "reward_uniform_", 1): v for k, v in uniform.items()}
+
+    def _layout(
+        self, batch: Batch, evals: list[tuple[Tensor, Tensor]], draw: Callable[[], Tensor]
+    ) -> dict[str, Tensor]:
+        """LABEL_SETS label sets from `draw`, each trained into a copy for one step and rewarded on every evaluation
+        batch: the sums-of-squares shares and the standard deviations of row and column means."""
+        sandbox, codec = self.env.sandbox, self.env.codec
         # the paper's bonus depends on the evaluation batch only; erratum 11's on the label set
         bonus = [
             None if self.trainer.cfg.errata.target_entropy_reward else sandbox.entropy_bonus(x, y) for x, y in evals
         ]
         rewards = torch.empty(LABEL_SETS, EVAL_BATCHES, device=self.trainer.device)
         for i in range(LABEL_SETS):
-            actions = sample_actions(self.policy, batch.x, codec.action_masks(batch.y), g)
-            targets = codec.targets(actions, batch.y)
+            targets = codec.targets(draw(), batch.y)
             model, optimizer = sandbox.new_copy()
             with torch.enable_grad():
                 self.trainer.train_step(model, optimizer, batch, targets)
