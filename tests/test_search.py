@@ -9,6 +9,7 @@ import json
 import math
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -132,3 +133,37 @@ def test_a_bad_search_is_refused_when_params_load(tmp_path, edit, message):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ConfigError, match=message):
         load_params(path)
+
+
+def test_the_trend_per_doubling_of_compute_and_where_it_crosses_zero():
+    """Judged cells at compute 1, 2, 4 with task - baseline -2, -1, 0: exactly +1 pp per doubling (no residual, so
+    the interval has no width), intercept -2 at compute 1, zero at 2² = 4. Falling differences give no crossing;
+    a cell not run and the confirmation do not enter the line."""
+    from rlaux.report.search import trend
+
+    table = pd.DataFrame(
+        {
+            "stage": ["search"] * 4 + ["confirmation"],
+            "compute": [1.0, 2.0, 4.0, 8.0, 1.0],
+            "task_minus_baseline": [-2.0, -1.0, 0.0, math.nan, 9.0],
+        }
+    )
+    line = trend(table)
+    assert (line["slope"], line["intercept"], line["n"]) == (pytest.approx(1.0), pytest.approx(-2.0), 3)
+    assert line["slope_low"] == pytest.approx(1.0) and line["slope_high"] == pytest.approx(1.0)
+    assert line["zero_at_compute"] == pytest.approx(4.0) and line["largest_judged"] == 4.0
+    falling = trend(table.assign(task_minus_baseline=[0.0, -1.0, -2.5, math.nan, 9.0]))
+    assert falling["slope"] < 0 and math.isnan(falling["zero_at_compute"])
+    assert math.isnan(trend(table.iloc[:2])["slope"])
+
+
+def test_relative_compute_is_width_squared_epochs_and_images(tmp_path, monkeypatch):
+    """width 0.5, 40 epochs, 1,111 images: 0.25 x 40 x 1.111 = 11.11."""
+    from rlaux.report.search import relative_compute
+
+    raw = _raw()
+    raw["profiles"]["costly"] = raw["profiles"]["costly"] | {
+        "settings": {"width": 0.5, "epochs": 40},
+        "datasets": {"cifar100-20": {"train_size": 1111}},
+    }
+    assert relative_compute(Params.model_validate(raw), "costly", "c100-single") == pytest.approx(11.11)

@@ -11,13 +11,14 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params, Search
-from rlaux.io import write_text
+from rlaux.io import write_json, write_text
 from rlaux.report.markdown import md
-from rlaux.report.stats import holm, paired_test
+from rlaux.report.stats import holm, linear_trend, paired_test
 
 
 def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> tuple[pd.DataFrame, int]:
@@ -71,7 +72,7 @@ def search_table(params: Params, name: str) -> pd.DataFrame:
     arms = (search.task, search.baseline, search.step_control)
     rows, chosen, undecided = [], None, False
     for cell in search.cells:
-        row = {"stage": "search", "profile": cell}
+        row = {"stage": "search", "profile": cell, "compute": relative_compute(params, cell, search.baseline)}
         table, planned = arm_metrics(params, cell, arms, search.metric)
         if len(table) < planned:
             status = "not run" if table.empty else f"partly trained ({len(table)} of {planned} runs): not judged"
@@ -86,7 +87,11 @@ def search_table(params: Params, name: str) -> pd.DataFrame:
             chosen = cell
         rows.append(row | tests | {"status": "holds" if holds else "does not hold", "chosen": cell == chosen})
     if search.confirmation:
-        row = {"stage": "confirmation", "profile": search.confirmation}
+        row = {
+            "stage": "confirmation",
+            "profile": search.confirmation,
+            "compute": relative_compute(params, search.confirmation, search.baseline),
+        }
         table, planned = arm_metrics(params, search.confirmation, arms, search.metric)
         if len(table) < planned:
             rows.append(row | {"status": f"not run ({len(table)} of {planned} runs finished)"})
@@ -97,6 +102,33 @@ def search_table(params: Params, name: str) -> pd.DataFrame:
             status = "holds" if both else ("holds against the baseline only" if p_base < search.alpha else "fails")
             rows.append(row | tests | {"baseline_p_holm": p_base, "step_p_holm": p_step, "status": status})
     return pd.DataFrame(rows)
+
+
+def relative_compute(params: Params, profile: str, arm: str) -> float:
+    """A run's training compute in the profile, width² x epochs x training images (a VGG's multiply-adds grow with
+    the square of its width), relative to width 1, one epoch and 1,000 images: machine-free, unlike seconds."""
+    at = params.model_copy(update={"profile": profile})
+    cfg = at.run_config(arm, at.seeds()[0])
+    if cfg is None:
+        raise ConfigError(f"profile {profile!r} does not run {arm!r}; add it to the profile's `only`")
+    return cfg.width**2 * cfg.epochs * (cfg.train_size or 1000) / 1000
+
+
+def trend(table: pd.DataFrame) -> dict[str, float]:
+    """task - baseline against log2 of the judged cells' compute: the slope per doubling with its 95% t-interval and,
+    where the slope is positive, the compute at which the line crosses zero (a long extrapolation, to be read as
+    an order of magnitude, and only as a question for a machine that affords it)."""
+    judged = (
+        table[(table.stage == "search") & table.task_minus_baseline.notna()]
+        if "task_minus_baseline" in table
+        else table.iloc[:0]
+    )
+    fit = linear_trend(np.log2(judged.compute.astype(float)), judged.task_minus_baseline.astype(float))
+    crossing = 2 ** (-fit["intercept"] / fit["slope"]) if fit["slope"] > 0 else math.nan
+    return fit | {
+        "zero_at_compute": crossing,
+        "largest_judged": float(judged.compute.max()) if len(judged) else math.nan,
+    }
 
 
 def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
@@ -114,5 +146,24 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
             "step_p": "p ×2 (one-sided)",
         }
     )
-    write_text(out_dir / f"{name}.md", f"# Search `{name}` ({search.metric})\n\n{md(shown)}\n")
+    line = trend(table)
+    write_json(out_dir / f"{name}_trend.json", line)
+    if math.isnan(line["slope"]):
+        words = "Trend: fewer than 3 judged cells."
+    else:
+        words = (
+            f"Trend over the {line['n']} judged cells: {line['slope']:+.2f} pp per doubling of compute "
+            f"(95% CI {line['slope_low']:+.2f} to {line['slope_high']:+.2f})"
+            + (
+                f"; the line crosses zero at about {line['zero_at_compute'] / line['largest_judged']:.3g}x the "
+                "largest judged cell's compute (an extrapolation)."
+                if not math.isnan(line["zero_at_compute"])
+                else "; it does not rise, so it points to no scale at which the control would hold."
+            )
+        )
+    text = (
+        f"# Search `{name}` ({search.metric})\n\ncompute: width² x epochs x training images / 1,000 per run. "
+        f"{words}\n\n{md(shown)}\n"
+    )
+    write_text(out_dir / f"{name}.md", text)
     return table

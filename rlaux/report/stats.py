@@ -101,3 +101,20 @@ def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) ->
     label = np.clip((ss_label / (rows - 1) - ms_res) / cols, 0, None)
     batch = np.clip((ss_batch / (cols - 1) - ms_res) / rows, 0, None)
     return label, batch, ms_res
+
+
+def linear_trend(x, y) -> dict[str, float]:
+    """Least-squares line of y on x with the slope's two-sided 95% t-interval (n - 2 degrees of freedom); NaN with
+    fewer than 3 points."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3:
+        return {"slope": math.nan, "slope_low": math.nan, "slope_high": math.nan, "intercept": math.nan, "n": len(x)}
+    fit = stats.linregress(x, y)
+    h = float(stats.t.ppf(0.975, len(x) - 2) * fit.stderr)
+    return {
+        "slope": float(fit.slope),
+        "slope_low": float(fit.slope) - h,
+        "slope_high": float(fit.slope) + h,
+        "intercept": float(fit.intercept),
+        "n": len(x),
+    }
