@@ -198,7 +198,8 @@ def _report(args: argparse.Namespace) -> None:
         from rlaux.report.tables import write_tables
 
         write_tables(paper, runs, params.profile, args.out)
-        path = write_report(params, runs, paper, args.out, args.figures, curves)
+        search = _read_csv(args.search) if args.search.is_file() else None
+        path = write_report(params, runs, paper, args.out, args.figures, curves, search)
         print(f"wrote {args.out}/reproduction.md, claims.csv and the report {path}")
 
 
@@ -327,6 +328,12 @@ def build_parser() -> argparse.ArgumentParser:
                 type=Path,
                 default=Path("figures"),
                 help="where the figures stage wrote this profile's PNGs (linked from README.md)",
+            )
+            rp.add_argument(
+                "--search",
+                type=Path,
+                default=Path("paper_tables/searches/positive_control.csv"),
+                help="the positive-control search's table (`rlaux search`), quoted in the answer where it exists",
             )
         rp.set_defaults(func=_report)
     return parser

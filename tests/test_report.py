@@ -381,3 +381,46 @@ def test_the_authors_randomized_agent_is_in_paper_csv_with_its_source():
     assert paper.source[paper.figure == 5].str.contains("@664b142 cell 23").all()
     rep = reproduction(paper, pd.DataFrame()).set_index("experiment")
     assert rep.loc["c100-rl-placebo", "figure"] == "" and rep.loc["c100-rl-placebo", "source"] == placebo.source
+
+
+def test_a_failed_control_quotes_the_pre_registered_search():
+    """The profile's control fails (-0.5 pp); the search's 3 judged cells at compute 1, 2, 4 gave -2, -1, 0 pp
+    (+1 pp per doubling: the paper's 75.525 - 71.864 = +3.661 pp at 2^(2 + 3.661) = 50.6 units); then a cell that
+    holds, unconfirmed and confirmed."""
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    c10 = _synthetic_runs()
+    single = c10[c10.experiment == "c10-single"].assign(experiment="c100-single", dataset="cifar100-20")
+    human = single.assign(experiment="c100-human", method="human", test_acc_best_val=single.test_acc_best_val - 0.5)
+    runs = pd.concat([c10, single, human.assign(test_acc_best_val=human.test_acc_best_val + single.seed / 10)])
+    search = pd.DataFrame(
+        {
+            "stage": ["search"] * 4,
+            "profile": ["g1", "g2", "g3", "g4"],
+            "compute": [1.0, 2.0, 4.0, 8.0],
+            "task_minus_baseline": [-2.0, -1.0, 0.0, math.nan],
+            "baseline_p": [0.9, 0.8, 0.5, math.nan],
+            "status": ["does not hold"] * 3 + ["not run"],
+        }
+    )
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=search))
+    assert (
+        ", nor in any of the 3 cells of a pre-registered search up to 4 units of compute (best: g3, +0.00 pp, "
+        "one-sided p = 0.5); its trend (+1.0 pp per doubling of compute, 95% CI +1.0 to +1.0) would reach the "
+        "paper's +3.66 pp near 51 units, so this assay cannot see" in answer
+    )
+    holds = search.assign(status=["does not hold", "holds", "does not hold", "not run"])
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=holds))
+    assert "though a pre-registered search found it holding in g2 (-1.00 pp, one-sided p = 0.8), not yet" in answer
+    confirmed = pd.concat(
+        [
+            holds,
+            pd.DataFrame(
+                {"stage": ["confirmation"], "profile": ["c"], "task_minus_baseline": [2.5], "status": ["holds"]}
+                | {"baseline_p_holm": [0.01]}
+            ),
+        ]
+    )
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=confirmed))
+    assert "and on that cell's fresh seeds (+2.50 pp, Holm p = 0.01)" in answer

@@ -151,9 +151,10 @@ def test_the_trend_per_doubling_of_compute_and_where_it_crosses_zero():
     line = trend(table)
     assert (line["slope"], line["intercept"], line["n"]) == (pytest.approx(1.0), pytest.approx(-2.0), 3)
     assert line["slope_low"] == pytest.approx(1.0) and line["slope_high"] == pytest.approx(1.0)
-    assert line["zero_at_compute"] == pytest.approx(4.0) and line["largest_judged"] == 4.0
+    assert line["target_at_compute"] == pytest.approx(4.0) and line["largest_judged"] == 4.0
+    assert trend(table, target=3.0)["target_at_compute"] == pytest.approx(2.0**5)  # -2 + log2(c) = 3
     falling = trend(table.assign(task_minus_baseline=[0.0, -1.0, -2.5, math.nan, 9.0]))
-    assert falling["slope"] < 0 and math.isnan(falling["zero_at_compute"])
+    assert falling["slope"] < 0 and math.isnan(falling["target_at_compute"])
     assert math.isnan(trend(table.iloc[:2])["slope"])
 
 

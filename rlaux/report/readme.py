@@ -22,6 +22,7 @@ from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
 from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
 from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
 from rlaux.report.markdown import md
+from rlaux.report.search import trend
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, settling
 
@@ -146,8 +147,9 @@ def _difference(r) -> str:
     )
 
 
-def _control_sentence(tested: pd.DataFrame) -> str:
-    """The positive control's verdict first: a null elsewhere means little where it fails."""
+def _control_sentence(tested: pd.DataFrame, search: pd.DataFrame | None = None, paper_gain: float = math.nan) -> str:
+    """The positive control's verdict first: a null elsewhere means little where it fails. Where the profile's own
+    control fails, the pre-registered search (`rlaux.report.search`) says whether any regime here can see it."""
     rows = tested[tested.claim == CONTROL_CLAIM]
     if rows.empty:
         return (
@@ -164,8 +166,45 @@ def _control_sentence(tested: pd.DataFrame) -> str:
     r = rows.iloc[0]
     return (
         f"The positive control fails: human labels, the paper's best-documented auxiliary task, do not beat "
-        f"single-task learning on {DATASET_FACTS[r.dataset].title} here ({_difference(r)}), so this assay cannot "
-        f"see the gain the paper reports and its verdicts on RL-AUX say little."
+        f"single-task learning on {DATASET_FACTS[r.dataset].title} here ({_difference(r)})"
+        f"{_search_clause(search, paper_gain)}, "
+        "so this assay cannot see the gain the paper reports and its verdicts on RL-AUX say little."
+    )
+
+
+def _search_clause(search: pd.DataFrame | None, paper_gain: float) -> str:
+    """What the pre-registered positive-control search found, as a clause of the control's sentence."""
+    if search is None or "task_minus_baseline" not in search:
+        return ""
+    judged = search[(search.stage == "search") & search.task_minus_baseline.notna()]
+    if judged.empty:
+        return ""
+    confirmed = search[(search.stage == "confirmation") & (search.status == "holds")]
+    held = judged[judged.status == "holds"]
+    if len(held):
+        c = held.iloc[0]
+        where = f"{c.profile} ({c.task_minus_baseline:+.2f} pp, one-sided p = {c.baseline_p:.2g})"
+        if len(confirmed):
+            k = confirmed.iloc[0]
+            return (
+                f", though it holds in the pre-registered search's cell {where} and on that cell's fresh seeds "
+                f"({k.task_minus_baseline:+.2f} pp, Holm p = {k.baseline_p_holm:.2g})"
+            )
+        return f", though a pre-registered search found it holding in {where}, not yet confirmed on fresh seeds"
+    best = judged.loc[judged.task_minus_baseline.idxmax()]
+    clause = (
+        f", nor in any of the {len(judged)} cells of a pre-registered search up to {judged.compute.max():.3g} units "
+        f"of compute (best: {best.profile}, {best.task_minus_baseline:+.2f} pp, one-sided p = {best.baseline_p:.2g})"
+    )
+    if math.isnan(paper_gain):
+        return clause
+    line = trend(search, target=paper_gain)
+    if math.isnan(line["target_at_compute"]):
+        return clause + f" and no rising trend ({line['slope']:+.1f} pp per doubling of compute)"
+    return clause + (
+        f"; its trend ({line['slope']:+.1f} pp per doubling of compute, 95% CI {line['slope_low']:+.1f} to "
+        f"{line['slope_high']:+.1f}) would reach the paper's {paper_gain:+.2f} pp near "
+        f"{line['target_at_compute']:.2g} units"
     )
 
 
@@ -225,13 +264,15 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
     return f"{lead}." if lead else "No placebo and no reward probe in this profile, so this report cannot say why."
 
 
-def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params) -> str:
+def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params, search: pd.DataFrame | None = None) -> str:
     """At most four sentences (the positive control, the answer, why), then claim -> verdict per dataset."""
     tested = cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)]
     if tested.empty:
         return "**The answer:** no claim of the paper has runs in this profile yet.\n"
     agents = agent_summary(runs, params)
-    answer = " ".join([_control_sentence(tested), _claims_sentence(tested), _why_sentence(tested, runs, agents)])
+    gains = cl.loc[(cl.claim == CONTROL_CLAIM) & (cl.metric == "test_acc_last15"), "paper_difference"].dropna()
+    control = _control_sentence(tested, search, float(gains.iloc[0]) if len(gains) else math.nan)
+    answer = " ".join([control, _claims_sentence(tested), _why_sentence(tested, runs, agents)])
     scale = _scale(params, runs)
     table = tested.assign(
         title=tested.dataset.map(lambda d: DATASET_FACTS[d].title),
@@ -540,12 +581,13 @@ def render(
     out_dir: Path,
     figures_dir: Path,
     curves: pd.DataFrame | None = None,
+    search: pd.DataFrame | None = None,
 ) -> str:
     profile = params.profile
     n_seeds = int(runs.groupby("experiment").size().max()) if len(runs) else 0
     cl, names = all_claims(runs, profile, paper), metric_names(runs, params)
     intro = (
-        f"# RL-AUX reproduction: profile `{profile}`\n\n" + answer_section(cl, runs, params) + "\n"
+        f"# RL-AUX reproduction: profile `{profile}`\n\n" + answer_section(cl, runs, params, search) + "\n"
         f"Generated by the pipeline (`dvc repro`, stage `tables`) from `results/{profile}/runs.csv` "
         f"({len(runs)} runs, up to {n_seeds} seeds per experiment). Per-run numbers: "
         f"[runs.csv](../../results/{profile}/runs.csv), per-epoch curves: "
@@ -580,7 +622,8 @@ def write_report(
     out_dir: Path,
     figures_dir: Path,
     curves: pd.DataFrame | None = None,
+    search: pd.DataFrame | None = None,
 ) -> Path:
     path = Path(out_dir) / "README.md"
-    write_text(path, render(params, runs, paper, Path(out_dir), Path(figures_dir), curves))
+    write_text(path, render(params, runs, paper, Path(out_dir), Path(figures_dir), curves, search))
     return path

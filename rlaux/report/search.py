@@ -114,9 +114,9 @@ def relative_compute(params: Params, profile: str, arm: str) -> float:
     return cfg.width**2 * cfg.epochs * (cfg.train_size or 1000) / 1000
 
 
-def trend(table: pd.DataFrame) -> dict[str, float]:
+def trend(table: pd.DataFrame, target: float = 0.0) -> dict[str, float]:
     """task - baseline against log2 of the judged cells' compute: the slope per doubling with its 95% t-interval and,
-    where the slope is positive, the compute at which the line crosses zero (a long extrapolation, to be read as
+    where the slope is positive, the compute at which the line reaches `target` pp (an extrapolation, to be read as
     an order of magnitude, and only as a question for a machine that affords it)."""
     judged = (
         table[(table.stage == "search") & table.task_minus_baseline.notna()]
@@ -124,9 +124,10 @@ def trend(table: pd.DataFrame) -> dict[str, float]:
         else table.iloc[:0]
     )
     fit = linear_trend(np.log2(judged.compute.astype(float)), judged.task_minus_baseline.astype(float))
-    crossing = 2 ** (-fit["intercept"] / fit["slope"]) if fit["slope"] > 0 else math.nan
+    reach = 2 ** ((target - fit["intercept"]) / fit["slope"]) if fit["slope"] > 0 else math.nan
     return fit | {
-        "zero_at_compute": crossing,
+        "target": target,
+        "target_at_compute": reach,
         "largest_judged": float(judged.compute.max()) if len(judged) else math.nan,
     }
 
@@ -148,16 +149,16 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
     )
     line = trend(table)
     write_json(out_dir / f"{name}_trend.json", line)
-    if math.isnan(line["slope"]):
+    if math.isnan(line["slope"]):  # target 0: where the line crosses zero
         words = "Trend: fewer than 3 judged cells."
     else:
         words = (
             f"Trend over the {line['n']} judged cells: {line['slope']:+.2f} pp per doubling of compute "
             f"(95% CI {line['slope_low']:+.2f} to {line['slope_high']:+.2f})"
             + (
-                f"; the line crosses zero at about {line['zero_at_compute'] / line['largest_judged']:.3g}x the "
+                f"; the line crosses zero at about {line['target_at_compute'] / line['largest_judged']:.3g}x the "
                 "largest judged cell's compute (an extrapolation)."
-                if not math.isnan(line["zero_at_compute"])
+                if not math.isnan(line["target_at_compute"])
                 else "; it does not rise, so it points to no scale at which the control would hold."
             )
         )
