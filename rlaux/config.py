@@ -145,6 +145,14 @@ class RLConfig(_Strict):
     diagnostics: bool = True
     """Log what the agent learned each epoch on a fixed probe (policy entropy, KL from the initial policy,
     sampled-label entropy, the reward's variance due to labels vs evaluation batch); never changes the run."""
+    reward: Literal["paper", "oracle"] = "paper"
+    """paper: -loss of the copy after one step on the chosen labels, + entropy bonus (SPEC §5). oracle: a CONTROL,
+    not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a human
+    task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
+    this agent learn from a reward that does carry the answer?"""
+    oracle_noise: float = Field(0.0, ge=0)
+    """rl.reward oracle: standard deviation of Gaussian noise added to each batch's agreement (seeded), so a run
+    can set the oracle's share of the reward's variance."""
 
 
 class QueueConfig(_Strict):
@@ -271,6 +279,16 @@ class TrainConfig(_Strict):
             raise ValueError(
                 "errata.reset_replays_first_batch reproduces the per-batch reset ablation; it needs rl.reset 'batch'"
             )
+        if self.rl.reward == "oracle" and not DATASET_FACTS[self.dataset].human_task:
+            with_labels = ", ".join(name for name, facts in DATASET_FACTS.items() if facts.human_task)
+            raise ValueError(
+                f"rl.reward 'oracle' rewards agreement with the human fine labels; dataset {self.dataset!r} has none "
+                f"(use dataset {with_labels}, or rl.reward 'paper')"
+            )
+        if self.rl.oracle_noise and self.rl.reward != "oracle":
+            raise ValueError(f"rl.oracle_noise ({self.rl.oracle_noise}) applies to rl.reward 'oracle' only; drop it")
+        if self.rl.reward == "oracle" and self.rl.placebo:
+            raise ValueError("rl.placebo and rl.reward 'oracle' are two different controls; choose one")
         if self.errata.unmasked_soft_targets and self.rl.target == "in-block":
             raise ValueError(
                 "errata.unmasked_soft_targets needs rl.target 'masked' (actions over all K classes); "

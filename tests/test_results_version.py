@@ -53,6 +53,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "wa-maxl-batch-mean": {"method": "wa-maxl", "errata": {"batch_mean_weights": True}},
     "rl": {"method": "rl", "rl": TINY_RL},
     "rl-placebo": {"method": "rl", "rl": TINY_RL | {"placebo": True}},
+    "rl-oracle": {"method": "rl", "rl": TINY_RL | {"reward": "oracle", "oracle_noise": 0.1}},
     "rl-env-in-block-reset": {
         "method": "rl",
         "rl": TINY_RL | {"collector": "env", "target": "in-block", "reset": "batch"},

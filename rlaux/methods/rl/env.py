@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 ENV_ID = "rlaux/AuxTask-v0"
 STREAM_REWARD = 4  # the reward batches' random stream, independent of the epoch's order and augmentation
 STREAM_PLACEBO = 5  # the placebo's uniform labels
+STREAM_ORACLE = 7  # the oracle control's noise
 
 
 class Sandbox:
@@ -65,6 +66,8 @@ class Sandbox:
         """Reward batches (and placebo labels) of epoch e are a pure function of (seed, e), as its batches are."""
         self._generator = self.trainer.generator(epoch, STREAM_REWARD)
         self._placebo = self.trainer.generator(epoch, STREAM_PLACEBO)
+        self._oracle = self.trainer.generator(epoch, STREAM_ORACLE)
+        self.agreement: list[torch.Tensor] = []  # per batch: the chosen labels' agreement with the fine labels
         info = self.trainer.data.info
         self.sampled = LabelStats(info.num_classes, self.trainer.num_aux, self.trainer.device)  # the agent's draws
 
@@ -83,12 +86,24 @@ class Sandbox:
         """Train the copy one SGD step on the labelled batch; returns the reward (a 0-d tensor on the device)."""
         targets = self.codec.targets(actions, batch.y)
         self.sampled.add(batch.y, targets, None)
-        if self.cfg.rl.placebo:
-            targets = self.codec.targets(self.codec.uniform_actions(batch.y, self._placebo), batch.y)
-        self.trainer.train_step(self.model, self.optimizer, batch, targets)
-        reward = self.reward(targets)
+        human, labels = self.trainer.data.train.aux, targets.labels()
+        if human is not None and labels is not None:
+            self.agreement.append((labels == human[batch.index]).float().mean())
+        if self.cfg.rl.reward == "oracle":  # a control: the reward is the answer itself, no copy trained
+            noise = torch.randn((), generator=self._oracle, device=self._oracle.device)
+            reward = self.agreement[-1] + self.cfg.rl.oracle_noise * noise
+        else:
+            if self.cfg.rl.placebo:
+                targets = self.codec.targets(self.codec.uniform_actions(batch.y, self._placebo), batch.y)
+            self.trainer.train_step(self.model, self.optimizer, batch, targets)
+            reward = self.reward(targets)
         self.rewards.append(reward)
         return reward
+
+    def pop_agreement(self) -> float:
+        """The mean agreement of the labels sampled since the last call with the human fine labels (NaN without)."""
+        agreement, self.agreement = self.agreement, []
+        return torch.stack(agreement).mean().item() if agreement else float("nan")
 
     def reward(self, targets: AuxTargets) -> torch.Tensor:
         """The copy's reward on the epoch's next reward batch, after training on `targets`."""

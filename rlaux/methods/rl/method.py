@@ -11,6 +11,7 @@ Each epoch of the loop alternates the paper's two modes over the same batch orde
 
 `wa-rl` is the same class with a per-sample weight bin in each action. `rl.placebo` cuts the
 reward's dependence on the actions (the control for "does the reward teach the agent anything?"),
+`rl.reward oracle` gives it a reward that is the answer (the control for "can this agent learn at all?"),
 and `rl.diagnostics` logs what the agent learned each epoch (`diagnostics.AgentProbe`).
 """
 
@@ -55,6 +56,8 @@ class RLAux(AuxMethod):
             self.collector.run(epoch)
         rewards = self.env.sandbox.pop_rewards()
         log = {"reward_mean": sum(rewards) / len(rewards)} | self.agent.pop_log()
+        if self.ctx.train.aux is not None:  # sampled labels against the human fine labels (CIFAR-100-20)
+            log["fine_agreement"] = self.env.sandbox.pop_agreement()
         with unvalidated_distributions():
             diagnostics = self.probe.measure(epoch) if self.probe is not None else {}
         return {f"rl/{key}": value for key, value in log.items()} | diagnostics

@@ -1,0 +1,92 @@
+"""The oracle control (`rl.reward oracle`, issue 26): a reward that is the answer, delivered as the paper's is."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from rlaux.config import build_config
+from rlaux.data import load_splits
+from rlaux.errors import ConfigError
+from rlaux.methods import make_method
+from rlaux.methods.base import MethodContext
+from rlaux.trainer import Trainer
+
+C100 = dict(dataset="cifar100-20", train_size=300, test_size=100, width=0.0625)
+PPO = dict(n_steps=100, ppo_batch_size=100, n_epochs=1)
+
+
+@pytest.fixture(scope="module")
+def c100_splits(data_root):
+    return load_splits(build_config(dict(data_root=str(data_root)), C100))
+
+
+@pytest.fixture
+def sandbox_of(small_config, c100_splits):
+    def make(**rl):
+        trainer = Trainer.build(small_config(**C100, method="rl", rl=PPO | rl), c100_splits)
+        method = make_method("rl", MethodContext.of(trainer))
+        return trainer, method
+
+    return make
+
+
+def test_the_oracle_reward_is_the_share_of_labels_that_equal_the_fine_labels(sandbox_of):
+    """All fine labels chosen: 1; every label moved to the next subclass of its block: 0; 40 of 100 right: 0.4.
+    The copy is never trained (the reward does not come from it)."""
+    trainer, method = sandbox_of(reward="oracle")
+    sandbox = method.env.sandbox
+    batch = next(trainer.batches(0))
+    human = trainer.data.train.aux[batch.index]
+    wrong = 5 * batch.y + (human - 5 * batch.y + 1) % 5
+    before = [p.clone() for p in sandbox.model.parameters()]
+    assert sandbox.step(batch, human).item() == 1.0
+    assert sandbox.step(batch, wrong).item() == 0.0
+    mixed = torch.where(torch.arange(len(human)) < 40, human, wrong)
+    assert sandbox.step(batch, mixed).item() == pytest.approx(40 / len(human))
+    assert all(torch.equal(a, b) for a, b in zip(before, sandbox.model.parameters(), strict=True))
+    assert sandbox.pop_agreement() == pytest.approx((1 + 0 + 40 / len(human)) / 3)
+
+
+def test_oracle_noise_is_seeded_gaussian_on_top_of_the_agreement(sandbox_of):
+    """σ = 0.5: reward - agreement is σ·z with z from the oracle's own stream, the same again for the same epoch."""
+    trainer, method = sandbox_of(reward="oracle", oracle_noise=0.5)
+    sandbox = method.env.sandbox
+    batch = next(trainer.batches(0))
+    human = trainer.data.train.aux[batch.index]
+    draws = []
+    for _ in range(2):
+        sandbox.begin_epoch(3)
+        draws.append([sandbox.step(batch, human).item() - 1.0 for _ in range(200)])
+    assert draws[0] == draws[1]
+    noise = torch.tensor(draws[0])
+    assert noise.std().item() == pytest.approx(0.5, rel=0.15) and abs(noise.mean().item()) < 0.15
+
+
+def test_every_rl_run_on_cifar100_logs_the_sampled_labels_agreement(sandbox_of):
+    """rl/fine_agreement: the paper's reward too (the share of sampled labels that are the fine labels); an
+    untrained policy samples near uniformly over a block's 5 subclasses, so about 1/5."""
+    _, method = sandbox_of()
+    row = method.before_epoch(0)
+    assert row["rl/fine_agreement"] == pytest.approx(0.2, abs=0.08)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (dict(dataset="cifar10", method="rl", rl={"reward": "oracle"}), "rl.reward 'oracle' .* dataset 'cifar10'"),
+        (dict(method="rl", rl={"oracle_noise": 0.1}), r"rl.oracle_noise \(0.1\) applies to rl.reward 'oracle'"),
+        (dict(method="rl", rl={"reward": "oracle", "placebo": True}), "two different controls"),
+        (dict(method="maxl", rl={"reward": "oracle"}), "rl.reward applies only to rl, wa-rl"),
+    ],
+)
+def test_the_oracle_is_refused_where_it_means_nothing(config, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(config)
+
+
+def test_the_oracle_is_off_by_default():
+    cfg = build_config(dict(method="rl"))
+    assert cfg.rl.reward == "paper" and cfg.rl.oracle_noise == 0.0 and not math.isnan(cfg.rl.oracle_noise)
