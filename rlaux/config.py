@@ -150,6 +150,10 @@ class RLConfig(_Strict):
     not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a human
     task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
     this agent learn from a reward that does carry the answer?"""
+    reward_pairing: bool = False
+    """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
+    the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
+    paper's -loss after the step."""
     oracle_noise: float = Field(0.0, ge=0)
     """rl.reward oracle: standard deviation of Gaussian noise added to each batch's agreement (seeded), so a run
     can set the oracle's share of the reward's variance."""
@@ -287,6 +291,8 @@ class TrainConfig(_Strict):
             )
         if self.rl.oracle_noise and self.rl.reward != "oracle":
             raise ValueError(f"rl.oracle_noise ({self.rl.oracle_noise}) applies to rl.reward 'oracle' only; drop it")
+        if self.rl.reward == "oracle" and self.rl.reward_pairing:
+            raise ValueError("rl.reward_pairing pairs the paper's loss-based reward; the oracle has no loss to pair")
         if self.rl.reward == "oracle" and self.rl.placebo:
             raise ValueError("rl.placebo and rl.reward 'oracle' are two different controls; choose one")
         if self.errata.unmasked_soft_targets and self.rl.target == "in-block":

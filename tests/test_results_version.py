@@ -54,6 +54,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rl": {"method": "rl", "rl": TINY_RL},
     "rl-placebo": {"method": "rl", "rl": TINY_RL | {"placebo": True}},
     "rl-oracle": {"method": "rl", "rl": TINY_RL | {"reward": "oracle", "oracle_noise": 0.1}},
+    "rl-paired": {"method": "rl", "rl": TINY_RL | {"reward_pairing": True}},
     "rl-env-in-block-reset": {
         "method": "rl",
         "rl": TINY_RL | {"collector": "env", "target": "in-block", "reset": "batch"},

@@ -95,8 +95,12 @@ class Sandbox:
         else:
             if self.cfg.rl.placebo:
                 targets = self.codec.targets(self.codec.uniform_actions(batch.y, self._placebo), batch.y)
+            x, y = self.reward_batch(self._generator)
+            before = (
+                self.reward_of(self.model, x, y, targets, bonus=torch.zeros(())) if self.cfg.rl.reward_pairing else 0
+            )
             self.trainer.train_step(self.model, self.optimizer, batch, targets)
-            reward = self.reward(targets)
+            reward = self.reward_of(self.model, x, y, targets) - before  # paired: loss before - loss after + bonus
         self.rewards.append(reward)
         return reward
 

@@ -1,4 +1,5 @@
-"""The oracle control (`rl.reward oracle`, issue 26): a reward that is the answer, delivered as the paper's is."""
+"""The agent-learning controls of issue 26: the oracle reward (`rl.reward oracle`), a reward that is the answer
+delivered as the paper's is, and the paired reward (`rl.reward_pairing`)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,33 @@ def test_the_oracle_is_refused_where_it_means_nothing(config, message):
 def test_the_oracle_is_off_by_default():
     cfg = build_config(dict(method="rl"))
     assert cfg.rl.reward == "paper" and cfg.rl.oracle_noise == 0.0 and not math.isnan(cfg.rl.oracle_noise)
+
+
+def test_a_paired_reward_adds_the_copys_loss_before_the_step_on_the_same_batch(sandbox_of):
+    """rl.reward_pairing: R = L_before - L_after + bonus, the paper's R = -L_after + bonus, both on the same reward
+    batch (the epoch's first); so R_paired - R_paper = L_before, the untouched copy's focal loss on that batch."""
+    import copy
+
+    from rlaux.methods.rl.env import STREAM_REWARD
+
+    rewards, before = {}, None
+    for pairing in (False, True):
+        trainer, method = sandbox_of(reward_pairing=pairing)
+        sandbox = method.env.sandbox
+        sandbox.begin_epoch(0)
+        sandbox.restore()
+        batch = next(trainer.batches(0))
+        actions = trainer.data.train.aux[batch.index]
+        if pairing:
+            untouched = copy.deepcopy(sandbox.model)
+            x, y = sandbox.reward_batch(trainer.generator(0, STREAM_REWARD))
+            targets = sandbox.codec.targets(actions, batch.y)
+            before = -sandbox.reward_of(untouched, x, y, targets, bonus=torch.zeros(())).item()
+        rewards[pairing] = sandbox.step(batch, actions).item()
+    assert before is not None and before > 0
+    assert rewards[True] - rewards[False] == pytest.approx(before, rel=1e-5)
+
+
+def test_pairing_is_refused_with_the_oracle():
+    with pytest.raises(ConfigError, match=r"rl\.reward_pairing pairs the paper's loss-based reward"):
+        build_config(dict(method="rl", rl={"reward": "oracle", "reward_pairing": True}))
