@@ -150,6 +150,11 @@ class RLConfig(_Strict):
     not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a human
     task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
     this agent learn from a reward that does carry the answer?"""
+    credit: Literal["paper", "batch"] = "paper"
+    """How a batch's one reward reaches its actions. paper: on the batch's last action only, spread back by GAE
+    over rollouts of rl.n_steps, advantages normalised per minibatch (SPEC §5). batch (issue 26): rollouts aligned
+    to the batches (n_steps = batch_size), every action of a batch gets the batch's reward as its return and
+    reward - the critic's mean value over the batch (a baseline across batches) as its advantage, not normalised."""
     reward_pairing: bool = False
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
@@ -291,6 +296,13 @@ class TrainConfig(_Strict):
             )
         if self.rl.oracle_noise and self.rl.reward != "oracle":
             raise ValueError(f"rl.oracle_noise ({self.rl.oracle_noise}) applies to rl.reward 'oracle' only; drop it")
+        if self.rl.credit == "batch" and self.rl.collector != "batched":
+            raise ValueError("rl.credit 'batch' is written for rl.collector 'batched'; set it, or rl.credit 'paper'")
+        if self.rl.credit == "batch" and self.rl.n_steps not in (None, self.batch_size):
+            raise ValueError(
+                f"rl.credit 'batch' aligns rollouts to batches, so rl.n_steps is batch_size ({self.batch_size}); "
+                f"drop rl.n_steps ({self.rl.n_steps})"
+            )
         if self.rl.reward == "oracle" and self.rl.reward_pairing:
             raise ValueError("rl.reward_pairing pairs the paper's loss-based reward; the oracle has no loss to pair")
         if self.rl.reward == "oracle" and self.rl.placebo:

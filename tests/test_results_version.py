@@ -55,6 +55,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rl-placebo": {"method": "rl", "rl": TINY_RL | {"placebo": True}},
     "rl-oracle": {"method": "rl", "rl": TINY_RL | {"reward": "oracle", "oracle_noise": 0.1}},
     "rl-paired": {"method": "rl", "rl": TINY_RL | {"reward_pairing": True}},
+    "rl-batch-credit": {
+        "method": "rl",
+        "rl": {k: v for k, v in TINY_RL.items() if k != "n_steps"} | {"credit": "batch"},
+    },
     "rl-env-in-block-reset": {
         "method": "rl",
         "rl": TINY_RL | {"collector": "env", "target": "in-block", "reset": "batch"},

@@ -121,3 +121,38 @@ def test_a_paired_reward_adds_the_copys_loss_before_the_step_on_the_same_batch(s
 def test_pairing_is_refused_with_the_oracle():
     with pytest.raises(ConfigError, match=r"rl\.reward_pairing pairs the paper's loss-based reward"):
         build_config(dict(method="rl", rl={"reward": "oracle", "reward_pairing": True}))
+
+
+def test_batch_credit_gives_every_action_its_batchs_reward_minus_the_critics_mean(sandbox_of, monkeypatch):
+    """rl.credit batch on 270 images in batches of 100: rollouts of one batch (n_steps 100), 2 PPO updates per
+    agent epoch (the partial third batch is not collected, as with the paper's credit); at each update every
+    return is the batch's reward and every advantage that reward minus the batch's mean value, not normalised."""
+    _, method = sandbox_of(credit="batch")
+    agent, buffer = method.agent, method.agent.rollout_buffer
+    assert agent.n_steps == 100 and agent.normalize_advantage is False
+    seen, train = [], agent.train
+
+    def recording_train():
+        seen.append((buffer._returns.clone(), buffer.advantages.clone(), buffer._values.clone()))
+        train()
+
+    monkeypatch.setattr(agent, "train", recording_train)
+    row = method.before_epoch(0)
+    assert len(seen) == 2
+    for returns, advantages, values in seen:
+        assert torch.all(returns == returns[0]) and returns[0] != 0
+        assert torch.allclose(advantages, returns - values.mean())
+    assert row["rl/reward_mean"] == pytest.approx(sum(r[0].item() for r, _, _ in seen) / 2)
+    assert build_config(dict(method="rl")).rl.credit == "paper"
+
+
+@pytest.mark.parametrize(
+    ("rl", "message"),
+    [
+        ({"credit": "batch", "collector": "env"}, "rl.credit 'batch' is written for rl.collector 'batched'"),
+        ({"credit": "batch", "n_steps": 79}, r"rl.n_steps is batch_size \(100\); drop rl.n_steps \(79\)"),
+    ],
+)
+def test_batch_credit_is_refused_where_it_cannot_align(rl, message):
+    with pytest.raises(ConfigError, match=message):
+        build_config(dict(method="rl", rl=rl))

@@ -43,6 +43,12 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
         self.generator_ready = False
         self.pos, self.full = 0, False
 
+    def assign_batch_credit(self, reward: Tensor) -> None:
+        """rl.credit batch (a rollout of one batch): every step's return is the batch's reward, its advantage the
+        reward minus the critic's mean value over the batch, instead of GAE over rewards on last steps."""
+        self._returns = reward.expand(self.buffer_size).clone()
+        self.advantages = self._returns - self._values.mean()
+
     # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
     def values(self) -> np.ndarray:

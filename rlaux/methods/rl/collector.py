@@ -56,6 +56,7 @@ class BatchedCollector:
     def __init__(self, agent: AuxPPO, env: AuxTaskEnv) -> None:
         self.agent, self.env = agent, env
         self.policy, self.buffer = agent.policy, agent.rollout_buffer
+        self.batch_credit = env.trainer.cfg.rl.credit == "batch"
 
     def run(self, epoch: int) -> None:
         self.buffer.reset()
@@ -88,8 +89,18 @@ class BatchedCollector:
                     episode_start = False
                     steps_left -= stop - start
                     start = stop
+                if self.batch_credit:  # the rollout is this batch: its reward to every action, then PPO
+                    self._learn_batch(rewards[-1])
             if self.buffer.full:
                 self._learn(next_obs=None)
+
+    def _learn_batch(self, reward: Tensor) -> None:
+        """rl.credit batch: a rollout of exactly one batch; every action's return is the batch's reward, its
+        advantage the reward minus the critic's mean value over the batch (no GAE, no normalisation)."""
+        assert self.buffer.full, "rl.credit 'batch' needs rollouts of one batch (n_steps = batch_size)"
+        self.buffer.assign_batch_credit(reward)
+        self.agent.train()
+        self.buffer.reset()
 
     def _learn(self, next_obs: Tensor | None) -> None:
         """GAE over the full buffer, bootstrapped from `next_obs` (None: the episode ended), then PPO."""
