@@ -1,4 +1,4 @@
-"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | search | figures | tables`: `train`'s flags
+"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | search | dose-response | figures | tables`: `train`'s flags
 are generated from the typed config, so the CLI, YAML files and params.yaml cannot drift apart."""
 
 from __future__ import annotations
@@ -179,6 +179,13 @@ def _search(args: argparse.Namespace) -> None:
     print(f"wrote {args.out / args.name}.csv and .md")
 
 
+def _dose(args: argparse.Namespace) -> None:
+    from rlaux.report.dose import write_dose
+
+    table = write_dose(load_params(args.params), args.profile, args.out)
+    print(f"{len(table)} oracle runs; wrote {args.out}/dose_response.csv, .md and .png")
+
+
 def _report(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -313,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--params", **params_flag)
     se.add_argument("--out", type=Path, default=Path("paper_tables/searches"))
     se.set_defaults(func=_search)
+    do = sub.add_parser(
+        "dose-response",
+        help="the oracle control's dose-response: fine agreement against the oracle's share of reward variance",
+    )
+    do.add_argument("--profile", default="oracle", help="the profile holding the oracle runs (default: oracle)")
+    do.add_argument("--params", **params_flag)
+    do.add_argument("--out", type=Path, default=Path("figures/oracle"))
+    do.set_defaults(func=_dose)
     for name, default_out, what in (
         ("figures", "figures", "Figures 4-12 as PNG"),
         ("tables", "paper_tables", "reproduction and claims tables and the report README.md"),

@@ -15,7 +15,7 @@ from test_pipeline import REPO, _synthetic_runs
 from rlaux.experiments import load_params
 from rlaux.report.claims import VERDICTS, all_claims, claims, last15_name, paper_difference, run_epochs
 from rlaux.report.collect import collect
-from rlaux.report.figures import FIGURES, SPLIT_GAP, _save, draw, draw_claims
+from rlaux.report.figures import FIGURES, SPLIT_GAP, draw, draw_claims, save_figure
 from rlaux.report.readme import render
 from rlaux.report.stats import holm
 
@@ -124,9 +124,9 @@ def test_paper_difference_and_whether_our_interval_excludes_it():
 def test_claims_forest_plot_is_deterministic(tmp_path):
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
     runs = _with_difference([-1.0, 1.0, -0.5, 0.7, 0.1])
-    paths = [_save(draw_claims(runs, pd.DataFrame(), paper, "study"), tmp_path / f"{i}.png") for i in (0, 1)]
+    paths = [save_figure(draw_claims(runs, pd.DataFrame(), paper, "study"), tmp_path / f"{i}.png") for i in (0, 1)]
     assert paths[0].stat().st_size > 10_000 and paths[0].read_bytes() == paths[1].read_bytes()
-    empty = _save(draw_claims(runs.iloc[:0], pd.DataFrame(), paper, "study"), tmp_path / "empty.png")
+    empty = save_figure(draw_claims(runs.iloc[:0], pd.DataFrame(), paper, "study"), tmp_path / "empty.png")
     assert empty.stat().st_size > 1_000  # no claim has runs: still a figure that says so
 
 

@@ -336,7 +336,7 @@ def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, p
     return f
 
 
-def _save(f: plt.Figure, path: Path) -> Path:
+def save_figure(f: plt.Figure, path: Path) -> Path:
     buf = io.BytesIO()
     f.savefig(buf, format="png", dpi=120)
     plt.close(f)
@@ -350,5 +350,7 @@ def write_figures(
 ) -> list[Path]:
     """Figures 4-12 (fig04.png ...) and the claims' forest plot (claims.png)."""
     sns.set_theme(style="whitegrid", context="notebook")
-    paths = [_save(draw(fig, runs, curves, paper, profile), out_dir / f"fig{fig.number:02d}.png") for fig in FIGURES]
-    return [*paths, _save(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE)]
+    paths = [
+        save_figure(draw(fig, runs, curves, paper, profile), out_dir / f"fig{fig.number:02d}.png") for fig in FIGURES
+    ]
+    return [*paths, save_figure(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE)]
