@@ -55,6 +55,17 @@ RUN_FIELDS = frozenset(
 """Fields whose change makes another run. A new config field must be added to one of the three sets
 (tests/test_run_identity.py fails until it is)."""
 
+OPTIONAL_FIELDS: dict[tuple[str, ...], Any] = {
+    ("rl", "reward"): "paper",
+    ("rl", "oracle_noise"): 0.0,
+    ("rl", "reward_pairing"): False,
+    ("rl", "credit"): "paper",
+}
+"""Fields added after runs were committed, with their defaults. At its default such a field is left out of a
+run's identity, so a run trained before the field existed is the same run as one that names the default (no plan
+changes, nothing retrains). Safe: a default that moved a number would move a fingerprint, which forces a new
+RESULTS_VERSION. A new field with a default that keeps every number belongs here."""
+
 CODE_FILE = "code.json"
 """In each run directory of a DVC train stage: the results version it trained under."""
 RUN_FILES = ("config.json", "history.csv", "checkpoint.pt", "best.pt", "metrics.json", "timing.json", "machine.json")
@@ -70,13 +81,22 @@ def code_record() -> dict[str, str]:
 
 
 def identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config (`TrainConfig.snapshot()`) that makes the run: local fields dropped."""
-    return {k: v for k, v in config.items() if k not in LOCAL_FIELDS}
+    """The part of a resolved config (`TrainConfig.snapshot()`) that makes the run: local fields dropped, and the
+    `OPTIONAL_FIELDS` that sit at their defaults."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in config.items() if k not in LOCAL_FIELDS}
+    for (*parents, leaf), default in OPTIONAL_FIELDS.items():
+        section: Any = out
+        for key in parents:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and leaf in section and section[leaf] == default:
+            del section[leaf]
+    return out
 
 
 def changed_fields(old: dict[str, Any], new: dict[str, Any], resuming: bool = False) -> list[str]:
     """Fields whose difference makes `new` another run than `old`; `resuming` a killed run may extend its epochs."""
     free = LOCAL_FIELDS | (EXTENSIBLE_FIELDS if resuming else frozenset())
+    old, new = identity(old), identity(new)
     return sorted(k for k in old.keys() | new.keys() if k not in free and old.get(k) != new.get(k))
 
 

@@ -91,3 +91,22 @@ def test_a_killed_run_resumes_after_a_machine_local_edit_of_params(two_epochs, o
         k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k != "config"
     }
     assert json.loads((run / "config.json").read_text())["queue"]["runs_per_gpu"] == 4
+
+
+def test_a_field_added_later_at_its_default_keeps_the_committed_run():
+    """A run trained before rl.reward, rl.credit, ... existed (its config.json lacks them) is the same run as a
+    config naming their defaults, so nothing retrains and no plan changes; a non-default value is another run.
+    The registered defaults are the config's own."""
+    from rlaux.config import build_config
+    from rlaux.run_identity import OPTIONAL_FIELDS, changed_fields, identity
+
+    new = build_config(dict(method="rl")).snapshot()
+    old = {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
+    for section, leaf in OPTIONAL_FIELDS:
+        del old[section][leaf]
+    assert changed_fields(old, new) == [] and identity(old) == identity(new)
+    batch = build_config(dict(method="rl", rl={"credit": "batch"})).snapshot()
+    assert changed_fields(old, batch) == ["rl"] and identity(batch)["rl"]["credit"] == "batch"
+    assert "credit" in new["rl"]  # identity copies, it never edits the caller's snapshot
+    for (section, leaf), default in OPTIONAL_FIELDS.items():
+        assert new[section][leaf] == default
