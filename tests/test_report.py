@@ -408,8 +408,11 @@ def test_a_failed_control_quotes_the_pre_registered_search():
     assert (
         ", nor in any of the 3 cells of a pre-registered search up to 4 units of compute (best: g3, +0.00 pp, "
         "one-sided p = 0.5); its trend (+1.0 pp per doubling of compute, 95% CI +1.0 to +1.0) would reach the "
-        "paper's +3.66 pp near 51 units, so this assay cannot see" in answer
+        "paper's +3.66 pp near 51 units (the paper's own scale is 10,000 units), so this assay cannot see" in answer
     )
+    flat = search.assign(task_minus_baseline=[-1.0, 0.5, -0.5, math.nan])  # slope +0.25, its interval holds 0
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=flat))
+    assert "is flat within its interval and points to no scale (the paper's own scale is 10,000 units)" in answer
     holds = search.assign(status=["does not hold", "holds", "does not hold", "not run"])
     answer = _answer(render(params, runs, paper, REPO, REPO, search=holds))
     assert "though a pre-registered search found it holding in g2 (-1.00 pp, one-sided p = 0.8), not yet" in answer

@@ -22,7 +22,7 @@ from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
 from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
 from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
 from rlaux.report.markdown import md
-from rlaux.report.search import trend
+from rlaux.report.search import relative_compute, trend
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, settling
 
@@ -138,6 +138,7 @@ def _signal_word(a) -> str:
 
 
 CONTROL_CLAIM, PLACEBO_CLAIM = "Human labels beat single-task learning", "RL-AUX beats its placebo"
+CONTROL_ARMS = ("c100-human", "c100-single")
 
 
 def _difference(r) -> str:
@@ -147,7 +148,12 @@ def _difference(r) -> str:
     )
 
 
-def _control_sentence(tested: pd.DataFrame, search: pd.DataFrame | None = None, paper_gain: float = math.nan) -> str:
+def _control_sentence(
+    tested: pd.DataFrame,
+    search: pd.DataFrame | None = None,
+    paper_gain: float = math.nan,
+    paper_compute: float = math.nan,
+) -> str:
     """The positive control's verdict first: a null elsewhere means little where it fails. Where the profile's own
     control fails, the pre-registered search (`rlaux.report.search`) says whether any regime here can see it."""
     rows = tested[tested.claim == CONTROL_CLAIM]
@@ -167,12 +173,12 @@ def _control_sentence(tested: pd.DataFrame, search: pd.DataFrame | None = None, 
     return (
         f"The positive control fails: human labels, the paper's best-documented auxiliary task, do not beat "
         f"single-task learning on {DATASET_FACTS[r.dataset].title} here ({_difference(r)})"
-        f"{_search_clause(search, paper_gain)}, "
+        f"{_search_clause(search, paper_gain, paper_compute)}, "
         "so this assay cannot see the gain the paper reports and its verdicts on RL-AUX say little."
     )
 
 
-def _search_clause(search: pd.DataFrame | None, paper_gain: float) -> str:
+def _search_clause(search: pd.DataFrame | None, paper_gain: float, paper_compute: float = math.nan) -> str:
     """What the pre-registered positive-control search found, as a clause of the control's sentence."""
     if search is None or "task_minus_baseline" not in search:
         return ""
@@ -199,12 +205,15 @@ def _search_clause(search: pd.DataFrame | None, paper_gain: float) -> str:
     if math.isnan(paper_gain):
         return clause
     line = trend(search, target=paper_gain)
-    if math.isnan(line["target_at_compute"]):
-        return clause + f" and no rising trend ({line['slope']:+.1f} pp per doubling of compute)"
+    fit = (
+        f"{line['slope']:+.1f} pp per doubling of compute, 95% CI {line['slope_low']:+.1f} to {line['slope_high']:+.1f}"
+    )
+    paper = f"the paper's own scale is {paper_compute:,.0f} units" if not math.isnan(paper_compute) else ""
+    if not line["slope_low"] > 0:  # a trend its interval cannot tell from flat points to no scale
+        return clause + f"; its trend ({fit}) is flat within its interval and points to no scale ({paper})"
     return clause + (
-        f"; its trend ({line['slope']:+.1f} pp per doubling of compute, 95% CI {line['slope_low']:+.1f} to "
-        f"{line['slope_high']:+.1f}) would reach the paper's {paper_gain:+.2f} pp near "
-        f"{line['target_at_compute']:.2g} units"
+        f"; its trend ({fit}) would reach the paper's {paper_gain:+.2f} pp near "
+        f"{line['target_at_compute']:.2g} units ({paper})"
     )
 
 
@@ -271,7 +280,10 @@ def answer_section(cl: pd.DataFrame, runs: pd.DataFrame, params: Params, search:
         return "**The answer:** no claim of the paper has runs in this profile yet.\n"
     agents = agent_summary(runs, params)
     gains = cl.loc[(cl.claim == CONTROL_CLAIM) & (cl.metric == "test_acc_last15"), "paper_difference"].dropna()
-    control = _control_sentence(tested, search, float(gains.iloc[0]) if len(gains) else math.nan)
+    paper_compute = (
+        relative_compute(params, "paper", CONTROL_ARMS[1]) if "paper" in params.profiles else math.nan
+    )  # the scale the paper trained its control at
+    control = _control_sentence(tested, search, float(gains.iloc[0]) if len(gains) else math.nan, paper_compute)
     answer = " ".join([control, _claims_sentence(tested), _why_sentence(tested, runs, agents)])
     scale = _scale(params, runs)
     table = tested.assign(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rlaux.config import DATASET_FACTS
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params, Search
 from rlaux.io import write_json, write_text
@@ -111,7 +112,7 @@ def relative_compute(params: Params, profile: str, arm: str) -> float:
     cfg = at.run_config(arm, at.seeds()[0])
     if cfg is None:
         raise ConfigError(f"profile {profile!r} does not run {arm!r}; add it to the profile's `only`")
-    return cfg.width**2 * cfg.epochs * (cfg.train_size or 1000) / 1000
+    return cfg.width**2 * cfg.epochs * (cfg.train_size or DATASET_FACTS[cfg.dataset].full_train) / 1000
 
 
 def trend(table: pd.DataFrame, target: float = 0.0) -> dict[str, float]:
