@@ -436,20 +436,29 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
     return res.stdout + res.stderr
 
 
+RECORD_STAGES = ("search", "dose_response")
+"""Stages over committed records of their own profiles (runs/grid-*, runs/oracle), whatever the active profile."""
+
+
 @pytest.fixture
 def tiny_project(tmp_path, data_root):
     """A copy of the pipeline (code, dvc.yaml, paper numbers) with a two-run params.yaml, as a git+DVC repo."""
     proj = tmp_path / "proj"
     shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
     for f in (
-        "dvc.yaml",
         "paper_tables/paper.csv",
+        "paper_tables/searches/positive_control.csv",  # the tables stage quotes it
         "pyproject.toml",
         "README.md",
         ".gitignore",
     ):
         (proj / f).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / f, proj / f)
+    # the profile pipeline; the committed records' stages (the search's cells, the oracle runs) stay behind
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    for record in RECORD_STAGES:
+        del pipeline["stages"][record]
+    (proj / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     (proj / "params.yaml").write_text(yaml.safe_dump(TINY_PARAMS))
     (proj / "data").symlink_to(data_root)
     _sh(proj, "git", "init", "-q")
