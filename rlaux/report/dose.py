@@ -8,7 +8,6 @@ part of the claims pipeline.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -48,12 +47,11 @@ def dose_table(params: Params, profile: str) -> pd.DataFrame:
             raise ConfigError(f"{run} has no metrics.json; train it first (rlaux dispatch --profile {profile})")
         history = pd.read_csv(run / "history.csv")
         last = history["rl/fine_agreement"].dropna().tail(LAST_EPOCHS)
-        config = json.loads((run / "config.json").read_text())
         rows.append(
             {
                 "experiment": exp_id,
                 "seed": seed,
-                "credit": config["rl"]["credit"],
+                "credit": cfg.rl.credit,
                 "oracle_noise": cfg.rl.oracle_noise,
                 "share": nominal_share(cfg.rl.oracle_noise, cfg.psi, cfg.batch_size),
                 "epochs": len(history),

@@ -80,12 +80,6 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[float]:
     return [float(p) for p in multipletests(p_values, alpha=alpha, method="holm")[1]]
 
 
-def ols_slope(x, y) -> float:
-    """Least-squares slope of y on x (scipy's linregress); NaN with fewer than 3 points."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    return float(stats.linregress(x, y).slope) if len(x) >= 3 else math.nan
-
-
 def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) -> tuple[np.ndarray, ...]:
     """Method-of-moments variance components of a rows x cols layout of rewards without replication (label sets x
     evaluation batches), from what the probe logs per epoch: the standard deviations of the row means and of the

@@ -10,7 +10,7 @@ import pandas as pd
 from rlaux.io import write_text
 from rlaux.report.claims import all_claims, last15_name, run_epochs
 from rlaux.report.markdown import md
-from rlaux.report.stats import mean_ci, ols_slope
+from rlaux.report.stats import linear_trend, mean_ci
 
 
 def reproduction(paper: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +93,7 @@ def settling(curves: pd.DataFrame, window: int = SETTLING_WINDOW) -> pd.DataFram
     rows = []
     for exp, g in curves.groupby("experiment", sort=False) if len(curves) else ():
         last = g.sort_values("epoch").groupby("seed").tail(window)
-        slopes = [ols_slope(r.epoch, r.test_acc) for _, r in last.groupby("seed")]
+        slopes = [linear_trend(r.epoch, r.test_acc)["slope"] for _, r in last.groupby("seed")]
         m, h, n = mean_ci([v for v in slopes if not math.isnan(v)])
         low, high = m - h, m + h
         trend = (

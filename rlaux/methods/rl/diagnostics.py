@@ -87,20 +87,24 @@ class AgentProbe:
         evals = [sandbox.reward_batch(g) for _ in range(EVAL_BATCHES)]
         self.policy.set_training_mode(False)
         masks = codec.action_masks(batch.y)
-        policy = self._layout(batch, evals, lambda: sample_actions(self.policy, batch.x, masks, g))
-        uniform = self._layout(batch, evals, lambda: codec.uniform_actions(batch.y, g))
+        # the paper's bonus depends on the evaluation batch only (both layouts share it); erratum 11's on the label set
+        bonus = [
+            None if self.trainer.cfg.errata.target_entropy_reward else sandbox.entropy_bonus(x, y) for x, y in evals
+        ]
+        policy = self._layout(batch, evals, bonus, lambda: sample_actions(self.policy, batch.x, masks, g))
+        uniform = self._layout(batch, evals, bonus, lambda: codec.uniform_actions(batch.y, g))
         return policy | {k.replace("reward_", "reward_uniform_", 1): v for k, v in uniform.items()}
 
     def _layout(
-        self, batch: Batch, evals: list[tuple[Tensor, Tensor]], draw: Callable[[], Tensor]
+        self,
+        batch: Batch,
+        evals: list[tuple[Tensor, Tensor]],
+        bonus: list[Tensor | None],
+        draw: Callable[[], Tensor],
     ) -> dict[str, Tensor]:
         """LABEL_SETS label sets from `draw`, each trained into a copy for one step and rewarded on every evaluation
         batch: the sums-of-squares shares and the standard deviations of row and column means."""
         sandbox, codec = self.env.sandbox, self.env.codec
-        # the paper's bonus depends on the evaluation batch only; erratum 11's on the label set
-        bonus = [
-            None if self.trainer.cfg.errata.target_entropy_reward else sandbox.entropy_bonus(x, y) for x, y in evals
-        ]
         rewards = torch.empty(LABEL_SETS, EVAL_BATCHES, device=self.trainer.device)
         for i in range(LABEL_SETS):
             targets = codec.targets(draw(), batch.y)
