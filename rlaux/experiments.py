@@ -64,6 +64,9 @@ class Search(BaseModel):
     alpha: float = Field(0.05, gt=0, lt=1)
     confirmation: str | None = None
     """The confirmation profile, named once a cell is chosen (its settings are the chosen cell's)."""
+    retest: list[str] = []
+    """Profiles that re-test the mechanism at the most promising cell (largest mean `task` - `baseline`) when no
+    cell holds; their settings must be that cell's."""
 
 
 class Params(BaseModel):
