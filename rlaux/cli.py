@@ -202,11 +202,13 @@ def _report(args: argparse.Namespace) -> None:
         print(f"wrote {len(paths)} figures into {args.out}")
     else:
         from rlaux.report.readme import write_report
+        from rlaux.report.search import Retest
         from rlaux.report.tables import write_tables
 
         write_tables(paper, runs, params.profile, args.out)
         search = _read_csv(args.search) if args.search.is_file() else None
-        path = write_report(params, runs, paper, args.out, args.figures, curves, search)
+        retest = Retest.read(args.search)
+        path = write_report(params, runs, paper, args.out, args.figures, curves, search, retest)
         print(f"wrote {args.out}/reproduction.md, claims.csv and the report {path}")
 
 

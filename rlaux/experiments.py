@@ -162,7 +162,7 @@ def load_params(path: Path = PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for name, search in params.searches.items():
-        for cell in [*search.cells, *([search.confirmation] if search.confirmation else [])]:
+        for cell in [*search.cells, *([search.confirmation] if search.confirmation else []), *search.retest]:
             if cell not in params.profiles:
                 raise ConfigError(f"{path}: searches.{name} names profile {cell!r}, which profiles lacks")
         for arm in (search.task, search.baseline, search.step_control):

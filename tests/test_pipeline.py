@@ -447,7 +447,9 @@ def tiny_project(tmp_path, data_root):
     shutil.copytree(REPO / "rlaux", proj / "rlaux", ignore=shutil.ignore_patterns("__pycache__"))
     for f in (
         "paper_tables/paper.csv",
-        "paper_tables/searches/positive_control.csv",  # the tables stage quotes it
+        "paper_tables/searches/positive_control.csv",  # the tables stage quotes it and its re-test
+        "paper_tables/searches/positive_control_retest.csv",
+        "paper_tables/searches/positive_control_agent.csv",
         "pyproject.toml",
         "README.md",
         ".gitignore",

@@ -427,3 +427,54 @@ def test_a_failed_control_quotes_the_pre_registered_search():
     )
     answer = _answer(render(params, runs, paper, REPO, REPO, search=confirmed))
     assert "and on that cell's fresh seeds (+2.50 pp, Holm p = 0.01)" in answer
+
+
+def test_the_answer_ends_with_the_retest_at_the_most_promising_cell():
+    """No search cell held; g3 has the largest human - single (0.0 pp), so the re-test sentence names it. The
+    placebo claim does not hold (+0.40 pp), 1 of the 2 claims does; fine agreement: the oracle's interval is above
+    chance (0.30 - 0.05 > 0.2), RL-AUX's is not (0.21 - 0.02 < 0.2)."""
+    from rlaux.report.search import Retest
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "study"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    search = pd.DataFrame(
+        {
+            "stage": ["search"] * 3,
+            "profile": ["g1", "g2", "g3"],
+            "compute": [1.0, 2.0, 4.0],
+            "task_minus_baseline": [-2.0, -1.0, 0.0],
+            "baseline_p": [0.9, 0.8, 0.5],
+            "status": ["does not hold"] * 3,
+        }
+    )
+    claims = pd.DataFrame(
+        {
+            "claim": ["Human labels beat single-task learning", "RL-AUX beats its placebo", "RL-AUX beats its placebo"],
+            "metric": ["test_acc_best_val", "test_acc_best_val", "test_acc_last15"],
+            "n": [8, 8, 8],
+            "mean_difference": [1.5, 0.4, 9.0],
+            "ci95_low": [0.5, -0.6, 8.0],
+            "ci95_high": [2.5, 1.4, 10.0],
+            "p_holm": [0.01, 0.6, 0.001],
+            "verdict": ["holds (...)", "inconclusive (...)", "holds (...)"],
+        }
+    )
+    agent = pd.DataFrame(
+        {
+            "experiment": ["c100-rl", "c100-rl-placebo", "c100-oracle-s100"],
+            "fine_agreement": [0.21, 0.2, 0.3],
+            "ci95": [0.02, 0.01, 0.05],
+            "chance": [0.2] * 3,
+            "above_chance": [False, False, True],
+        }
+    )
+    runs = _synthetic_runs()
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=search, retest=Retest(claims, agent)))
+    assert answer.endswith(
+        "Re-tested at the search's most promising cell (g3, 8 fresh seeds), RL-AUX does not beat its placebo "
+        "(+0.40 pp, 95% CI -0.60 to 1.40, Holm p = 0.60) and 1 of 2 claims hold; sampled labels agree with the fine "
+        "labels at RL-AUX 0.21 ± 0.02, placebo 0.20 ± 0.01, oracle reward 0.30 ± 0.05 (oracle reward above "
+        "chance; chance 0.20)."
+    )
+    assert "Re-tested" not in _answer(render(params, runs, paper, REPO, REPO, search=search))

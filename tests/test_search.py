@@ -168,3 +168,105 @@ def test_relative_compute_is_width_squared_epochs_and_images(tmp_path, monkeypat
         "datasets": {"cifar100-20": {"train_size": 1111}},
     }
     assert relative_compute(Params.model_validate(raw), "costly", "c100-single") == pytest.approx(11.11)
+
+
+RETEST_ARMS = ARMS | {
+    "c100-rl": {"dataset": "cifar100-20", "method": "rl"},
+    "c100-rl-placebo": {"dataset": "cifar100-20", "method": "rl", "rl": {"placebo": True}},
+}
+
+
+RETESTED = ["c100-single", "c100-human", "c100-rl", "c100-rl-placebo"]
+
+
+def _retest_raw() -> dict:
+    raw = _raw(confirmation=None)
+    raw["experiments"] = RETEST_ARMS
+    raw["profiles"]["re"] = raw["profiles"]["middle"] | {"seed_pool": [30, 31, 32], "only": RETESTED}
+    raw["searches"]["pc"]["retest"] = ["re"]
+    return raw
+
+
+def _write_full(profile: str, seeds: list[int], arm: str, accs: list[float], agreement: list[float] | None) -> None:
+    """A finished run: both claim metrics (last15 = best_val - 1), a validation accuracy and, for RL, its history."""
+    for seed, acc in zip(seeds, accs, strict=True):
+        run = Path("runs", profile, arm, f"s{seed}")
+        run.mkdir(parents=True)
+        metrics = {"test_acc_best_val": acc, "test_acc_last15": acc - 1, "val_acc_best": acc, "epochs": 5}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        history = pd.DataFrame({"epoch": range(1, 6)})
+        if agreement is not None:
+            history["rl/fine_agreement"] = agreement
+        history.to_csv(run / "history.csv", index=False)
+
+
+def test_with_no_cell_holding_the_retest_runs_the_claims_at_the_most_promising_cell(tmp_path, monkeypatch):
+    """Search: cheap human - single = 0 (does not hold), middle = 1/3 with human - single×2 < 0 (does not hold):
+    middle is the most promising. Re-test at middle's settings, seeds 30-32:
+    RL - placebo = 1, 2, 3: mean 2, one-sided p = 1/2 - 2√3/(2√14) = 0.0371, two-sided 0.0742;
+    RL - single = 2, 2, 2 (no variance: untestable, not in the Holm family);
+    RL - human = 0, 1, 2: mean 1, sd 1, t = √3, one-sided p = 1/2 - √3/(2√5) = 0.1127, two-sided 0.2254;
+    human - single = 2, 1, 0: the same as RL - human. Holm over the 3 testable two-sided p: 3 x 0.0742 = 0.2226.
+    Fine agreement: RL's last 3 epochs 0.3, 0.4, 0.5 (0.4 per seed); the placebo's 0.2."""
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate(_retest_raw())
+    _write("cheap", [7, 8, 9], {"c100-human": [10.0] * 3, "c100-single": [10.0] * 3, "c100-single-scale2": [9.0] * 3})
+    _write(
+        "middle", [7, 8, 9], {"c100-human": [11.0, 10, 10], "c100-single": [10.0] * 3, "c100-single-scale2": [12.0] * 3}
+    )
+    seeds = [30, 31, 32]
+    _write_full("re", seeds, "c100-single", [10.0, 10, 10], None)
+    _write_full("re", seeds, "c100-human", [12.0, 11, 10], None)
+    _write_full("re", seeds, "c100-rl", [12.0, 12, 12], [0.1, 0.2, 0.3, 0.4, 0.5])
+    _write_full("re", seeds, "c100-rl-placebo", [11.0, 10, 9], [0.2] * 5)
+
+    from rlaux.report.search import most_promising, retest_tables
+
+    table = search_table(params, "pc")
+    assert set(table.status) == {"does not hold", "not run"} and most_promising(table) == "middle"
+    claims, agent, status = retest_tables(params, "pc", table)
+    assert status == "at middle"
+    best = claims[claims.metric == "test_acc_best_val"].set_index("claim")
+    assert list(best.index) == [
+        "Human labels beat single-task learning",
+        "RL-AUX beats its placebo",
+        "RL-AUX beats single-task learning",
+        "RL-AUX beats the human auxiliary task",
+    ]
+    placebo = best.loc["RL-AUX beats its placebo"]
+    p_rl = t2_upper_tail(2 * math.sqrt(3))
+    assert (placebo.n, placebo.mean_difference) == (3, pytest.approx(2.0))
+    assert placebo.p_value == pytest.approx(p_rl)
+    assert placebo.p_holm == pytest.approx(3 * 2 * p_rl)
+    assert best.loc["RL-AUX beats the human auxiliary task", "p_value"] == pytest.approx(t2_upper_tail(math.sqrt(3)))
+    assert math.isnan(best.loc["RL-AUX beats single-task learning", "p_holm"])
+    assert (best.family_size == 3).all()
+    last15 = claims[claims.metric == "test_acc_last15"].set_index("claim")
+    assert last15.loc["RL-AUX beats its placebo", "mean_difference"] == pytest.approx(2.0)  # both arms shift by 1
+    agent = agent.set_index("experiment")
+    assert agent.loc["c100-rl", "fine_agreement"] == pytest.approx(0.4)
+    assert agent.loc["c100-rl-placebo", "fine_agreement"] == pytest.approx(0.2)
+    assert list(agent.seeds) == [3, 3] and "c100-human" not in agent.index
+
+
+def test_a_retest_waits_for_its_runs_and_must_run_the_promising_cells_settings(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    raw = _retest_raw()
+    params = Params.model_validate(raw)
+    _write("cheap", [7, 8, 9], {"c100-human": [10.0] * 3, "c100-single": [10.0] * 3, "c100-single-scale2": [9.0] * 3})
+    _write(
+        "middle", [7, 8, 9], {"c100-human": [11.0, 10, 10], "c100-single": [10.0] * 3, "c100-single-scale2": [12.0] * 3}
+    )
+    _write_full("re", [30, 31], "c100-rl", [12.0, 12], [0.2] * 5)
+
+    from rlaux.report.search import retest_tables
+
+    table = search_table(params, "pc")
+    claims, agent, status = retest_tables(params, "pc", table)
+    assert claims.empty and agent.empty
+    assert status == "at middle; not judged yet: re 2 of 12 runs"
+    raw["profiles"]["re"]["settings"] = {"width": 0.5}
+    with pytest.raises(ConfigError, match=r"'re' must run the most promising cell 'middle'"):
+        retest_tables(Params.model_validate(raw), "pc", table)
+    held = table.assign(status=["holds", "does not hold", "not run"])
+    assert retest_tables(params, "pc", held)[2].startswith("a cell holds")

@@ -45,6 +45,17 @@ AGENT_MEAN = {
 """history.csv column (rl, wa-rl) -> runs.csv column: the mean over epochs (each epoch's value is a small, noisy probe)."""
 
 
+AGREEMENT_EPOCHS = 3
+"""Fine agreement is averaged over the last epochs of each run (each epoch's is one agent epoch's sampled labels)."""
+
+
+def final_agreement(history: pd.DataFrame) -> float:
+    """A run's fine agreement over its last AGREEMENT_EPOCHS epochs (NaN for a run that does not log it)."""
+    if "rl/fine_agreement" not in history:
+        return float("nan")
+    return float(history["rl/fine_agreement"].dropna().tail(AGREEMENT_EPOCHS).mean())
+
+
 def data_manifest(params: Params, out: Path) -> dict:
     """The data stage: load every dataset the profile uses (downloading if allowed), record its splits."""
     import torch

@@ -20,12 +20,10 @@ import seaborn as sns
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 from rlaux.io import write_text
+from rlaux.report.collect import AGREEMENT_EPOCHS, final_agreement
 from rlaux.report.figures import save_figure
 from rlaux.report.markdown import md
 from rlaux.report.stats import mean_ci
-
-LAST_EPOCHS = 3
-"""Fine agreement is averaged over the last epochs of each run (each epoch's is one agent epoch's sampled labels)."""
 
 
 def nominal_share(noise: float, psi: int, batch_size: int) -> float:
@@ -46,7 +44,6 @@ def dose_table(params: Params, profile: str) -> pd.DataFrame:
         if not (run / "metrics.json").is_file():
             raise ConfigError(f"{run} has no metrics.json; train it first (rlaux dispatch --profile {profile})")
         history = pd.read_csv(run / "history.csv")
-        last = history["rl/fine_agreement"].dropna().tail(LAST_EPOCHS)
         rows.append(
             {
                 "experiment": exp_id,
@@ -55,7 +52,7 @@ def dose_table(params: Params, profile: str) -> pd.DataFrame:
                 "oracle_noise": cfg.rl.oracle_noise,
                 "share": nominal_share(cfg.rl.oracle_noise, cfg.psi, cfg.batch_size),
                 "epochs": len(history),
-                "fine_agreement": float(last.mean()),
+                "fine_agreement": final_agreement(history),
                 "first_epoch_agreement": float(history["rl/fine_agreement"].dropna().iloc[0]),
             }
         )
@@ -74,7 +71,7 @@ def draw_dose(table: pd.DataFrame, chance: float) -> plt.Figure:
     ax.text(ax.get_xlim()[0], chance, " chance (1/ψ)", va="bottom", fontsize=8, color="0.4")
     ax.set_xscale("log")
     ax.set_xlabel("oracle's share of the reward's variance (nominal)")
-    ax.set_ylabel(f"fine agreement, last {LAST_EPOCHS} epochs")
+    ax.set_ylabel(f"fine agreement, last {AGREEMENT_EPOCHS} epochs")
     ax.set_title("Can the agent learn from a reward that is the answer? (lines: mean; dots: seeds)", fontsize=10)
     f.tight_layout()
     return f
@@ -96,7 +93,7 @@ def write_dose(params: Params, profile: str, out_dir: Path) -> pd.DataFrame:
     write_text(
         out_dir / "dose_response.md",
         "# Oracle dose-response\n\nFine agreement (sampled labels = human fine labels) over each run's last "
-        f"{LAST_EPOCHS} epochs, mean over seeds with the half-width of its 95% t-interval; chance is 1/ψ = "
+        f"{AGREEMENT_EPOCHS} epochs, mean over seeds with the half-width of its 95% t-interval; chance is 1/ψ = "
         f"{1 / psi:.2f}.\n\n![dose-response](dose_response.png)\n\n" + md(pd.DataFrame(summary)),
     )
     return table

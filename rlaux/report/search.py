@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ from rlaux.config import DATASET_FACTS
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params, Search
 from rlaux.io import write_json, write_text
+from rlaux.report.claims import CLAIM_METRICS, all_claims
+from rlaux.report.collect import final_agreement
 from rlaux.report.markdown import md
-from rlaux.report.stats import holm, linear_trend, paired_test
+from rlaux.report.stats import holm, linear_trend, mean_ci, paired_test
 
 
 def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> tuple[pd.DataFrame, int]:
@@ -133,8 +136,101 @@ def trend(table: pd.DataFrame, target: float = 0.0) -> dict[str, float]:
     }
 
 
+@dataclass(frozen=True)
+class Retest:
+    """The re-test as `rlaux search` wrote it (<name>_retest.csv, <name>_agent.csv), for the report."""
+
+    claims: pd.DataFrame
+    agent: pd.DataFrame
+
+    @classmethod
+    def read(cls, search_csv: Path) -> Retest | None:
+        """The re-test written beside a search's table, or None when there is none."""
+        paths = [search_csv.with_name(f"{search_csv.stem}_{part}.csv") for part in ("retest", "agent")]
+        if not all(p.is_file() for p in paths):
+            return None
+        claims, agent = (pd.read_csv(p) if p.stat().st_size > 1 else pd.DataFrame() for p in paths)
+        return cls(claims, agent)
+
+
+def most_promising(table: pd.DataFrame) -> str | None:
+    """The judged search cell with the largest mean task - baseline (where a search that found no holding cell
+    re-tests the mechanism); None while no cell is judged."""
+    if "task_minus_baseline" not in table:
+        return None
+    judged = table[(table.stage == "search") & table.task_minus_baseline.notna()]
+    return None if judged.empty else str(judged.loc[judged.task_minus_baseline.astype(float).idxmax(), "profile"])
+
+
+def retest_runs(params: Params, profile: str) -> tuple[pd.DataFrame, int]:
+    """One row per finished run of a re-test profile: the claim metrics, the validation accuracy (the claims pick
+    pools on it) and, for RL runs, the fine agreement over the last epochs; and how many runs it plans."""
+    at = params.model_copy(update={"profile": profile})
+    rows, planned = [], 0
+    for exp_id, seed, cfg in at.active_runs():
+        planned += 1
+        run = at.run_dir(exp_id, seed)
+        if not (run / "metrics.json").is_file():
+            continue
+        metrics = json.loads((run / "metrics.json").read_text())
+        history = pd.read_csv(run / "history.csv")
+        rows.append(
+            {"profile": profile, "experiment": exp_id, "seed": seed}
+            | {key: metrics[key] for key in (*CLAIM_METRICS, "val_acc_best")}
+            | {"fine_agreement": final_agreement(history), "chance": 1 / cfg.psi}
+        )
+    return pd.DataFrame(rows), planned
+
+
+def retest_tables(params: Params, name: str, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """When no cell holds: the paper's claims (Holm across those the re-test can test, per metric) and the agent's
+    fine agreement (mean over seeds, 95% t-interval) on the search's re-test profiles, with a status line.
+
+    A re-test profile must run the most promising cell's settings, and a profile is judged only once every one
+    of its runs has finished."""
+    search = params.searches[name]
+    cell = most_promising(table)
+    empty = pd.DataFrame()
+    if not search.retest:
+        return empty, empty, "no re-test declared"
+    if (table.status == "holds").any():
+        return empty, empty, "a cell holds: the claims are re-tested in the confirmed regime instead"
+    if cell is None:
+        return empty, empty, "no cell judged yet"
+    want = params.profiles[cell]
+    for profile in search.retest:
+        have = params.profiles[profile]  # load_params checked that it exists
+        if (have.settings, have.datasets) != (want.settings, want.datasets):
+            raise ConfigError(
+                f"search {name!r}: re-test profile {profile!r} must run the most promising cell {cell!r}'s settings "
+                f"and datasets ({want.settings}, {want.datasets}); it has ({have.settings}, {have.datasets})"
+            )
+    finished, waiting = [], []
+    for profile in search.retest:
+        runs, planned = retest_runs(params, profile)
+        if len(runs) == planned:
+            finished.append(runs)
+        else:
+            waiting.append(f"{profile} {len(runs)} of {planned} runs")
+    status = f"at {cell}" + (f"; not judged yet: {', '.join(waiting)}" if waiting else "")
+    if not finished:
+        return empty, empty, status
+    runs = pd.concat(finished, ignore_index=True)
+    claims = all_claims(runs, profile=",".join(runs.profile.unique()))
+    claims = claims[claims.n > 0].reset_index(drop=True)
+    agent = []
+    for (profile, exp_id), g in runs[runs.fine_agreement.notna()].groupby(["profile", "experiment"], sort=False):
+        m, h, n = mean_ci(g.fine_agreement)
+        agent.append(
+            {"profile": profile, "experiment": exp_id, "fine_agreement": m, "ci95": h, "seeds": n}
+            | {"chance": g.chance.iloc[0], "above_chance": bool(m - h > g.chance.iloc[0])}
+        )
+    return claims, pd.DataFrame(agent), status
+
+
 def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
-    """paper_tables/searches/<name>.csv and a readable <name>.md."""
+    """paper_tables/searches/<name>.csv and a readable <name>.md; with a re-test, <name>_retest.csv (claims) and
+    <name>_agent.csv (fine agreement), also shown in the .md."""
     if name not in params.searches:
         raise ConfigError(f"no search {name!r} in params.yaml; declared: {', '.join(params.searches) or 'none'}")
     table = search_table(params, name)
@@ -167,5 +263,25 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
         f"# Search `{name}` ({search.metric})\n\ncompute: width² x epochs x training images / 1,000 per run. "
         f"{words}\n\n{md(shown)}\n"
     )
+    if search.retest:
+        claims, agent, status = retest_tables(params, name, table)
+        write_text(out_dir / f"{name}_retest.csv", claims.to_csv(index=False))
+        write_text(out_dir / f"{name}_agent.csv", agent.to_csv(index=False))
+        text += f"\n## Re-test of the mechanism ({status})\n\n" + retest_markdown(claims, agent)
     write_text(out_dir / f"{name}.md", text)
     return table
+
+
+def retest_markdown(claims: pd.DataFrame, agent: pd.DataFrame) -> str:
+    """The re-test's claims per metric (Holm within each) and the agent's fine agreement (chance 1/ψ)."""
+    if claims.empty:
+        return "No re-test profile has finished.\n"
+    cols = ["claim", "metric", "n", "mean_difference", "ci95_low", "ci95_high", "p_value", "p_holm", "verdict"]
+    text = "Paired one-sided t-tests over seeds; Holm across the claims tested on each metric.\n\n" + md(claims[cols])
+    if len(agent):
+        text += (
+            "\n\nFine agreement (sampled labels = human fine labels; chance 1/ψ) over each run's last epochs: mean "
+            "over seeds, the half-width of its 95% t-interval, and whether the whole interval is above chance.\n\n"
+            + md(agent)
+        )
+    return text + "\n"
