@@ -150,11 +150,15 @@ class RLConfig(_Strict):
     not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a human
     task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
     this agent learn from a reward that does carry the answer?"""
-    credit: Literal["paper", "batch"] = "paper"
+    credit: Literal["paper", "batch", "sample"] = "paper"
     """How a batch's one reward reaches its actions. paper: on the batch's last action only, spread back by GAE
     over rollouts of rl.n_steps, advantages normalised per minibatch (SPEC §5). batch (issue 26): rollouts aligned
     to the batches (n_steps = batch_size), every action of a batch gets the batch's reward as its return and
-    reward - the critic's mean value over the batch (a baseline across batches) as its advantage, not normalised."""
+    reward - the critic's mean value over the batch (a baseline across batches) as its advantage, not normalised.
+    sample (issue 26): rollouts aligned to the batches, each action its own reward, the rewards adding up to the
+    batch's (paired) reward to first order: its first-order influence on the reward batch's loss through the copy's
+    SGD step (`rlaux.methods.rl.env.first_order_influence`), or with rl.reward oracle its own agreement; the return
+    is that reward, the advantage it minus the critic's value, normalised across the batch's actions."""
     reward_pairing: bool = False
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
@@ -296,12 +300,20 @@ class TrainConfig(_Strict):
             )
         if self.rl.oracle_noise and self.rl.reward != "oracle":
             raise ValueError(f"rl.oracle_noise ({self.rl.oracle_noise}) applies to rl.reward 'oracle' only; drop it")
-        if self.rl.credit == "batch" and self.rl.collector != "batched":
-            raise ValueError("rl.credit 'batch' is written for rl.collector 'batched'; set it, or rl.credit 'paper'")
-        if self.rl.credit == "batch" and self.rl.n_steps not in (None, self.batch_size):
+        credit = self.rl.credit
+        if credit != "paper" and self.rl.collector != "batched":
             raise ValueError(
-                f"rl.credit 'batch' aligns rollouts to batches, so rl.n_steps is batch_size ({self.batch_size}); "
+                f"rl.credit {credit!r} is written for rl.collector 'batched'; set it, or rl.credit 'paper'"
+            )
+        if credit != "paper" and self.rl.n_steps not in (None, self.batch_size):
+            raise ValueError(
+                f"rl.credit {credit!r} aligns rollouts to batches, so rl.n_steps is batch_size ({self.batch_size}); "
                 f"drop rl.n_steps ({self.rl.n_steps})"
+            )
+        if credit == "sample" and self.rl.reward == "paper" and not self.rl.reward_pairing:
+            raise ValueError(
+                "rl.credit 'sample' splits the paired reward (loss before - loss after the copy's step) among the "
+                "batch's actions; set rl.reward_pairing true"
             )
         if self.rl.reward == "oracle" and self.rl.reward_pairing:
             raise ValueError("rl.reward_pairing pairs the paper's loss-based reward; the oracle has no loss to pair")

@@ -38,6 +38,18 @@ def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, c
     return loss
 
 
+def sample_losses(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, cfg: TrainConfig) -> Tensor:
+    """Each sample's share of `total_loss`, (B,): their mean is the batch's loss (to rounding), so the gradient of
+    each is that sample's part of the SGD step (rl.credit sample). The WA-MAXL erratum's mean(loss) x mean(weight)
+    splits as loss_i x mean(weight)."""
+    pri_logits, aux_logits = outputs
+    losses = cfg.primary_loss_scale * focal_loss(pri_logits, y, cfg.focal_gamma)
+    if targets.target is not None:
+        weight = targets.weight.mean() if cfg.errata.batch_mean_weights else targets.weight
+        losses = losses + weight * focal_loss(aux_logits, targets.target, cfg.focal_gamma)
+    return losses
+
+
 def new_model(cfg: TrainConfig, num_classes: int) -> AuxNet:
     return AuxNet(num_classes, cfg.psi * num_classes, cfg.width)
 

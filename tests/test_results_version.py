@@ -59,6 +59,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "method": "rl",
         "rl": {k: v for k, v in TINY_RL.items() if k != "n_steps"} | {"credit": "batch"},
     },
+    "rl-sample-credit": {
+        "method": "rl",
+        "rl": {k: v for k, v in TINY_RL.items() if k != "n_steps"} | {"credit": "sample", "reward_pairing": True},
+    },
+    "rl-oracle-sample-credit": {
+        "method": "rl",
+        "rl": {k: v for k, v in TINY_RL.items() if k != "n_steps"}
+        | {"credit": "sample", "reward": "oracle", "oracle_noise": 0.1},
+    },
     "rl-env-in-block-reset": {
         "method": "rl",
         "rl": TINY_RL | {"collector": "env", "target": "in-block", "reset": "batch"},

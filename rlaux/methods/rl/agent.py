@@ -194,8 +194,9 @@ class AuxPPO(MaskablePPO):
 
 
 def default_n_steps(cfg: TrainConfig) -> int:
-    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (SPEC §5); one batch with rl.credit batch."""
-    if cfg.rl.credit == "batch":
+    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (SPEC §5); one batch with rl.credit batch
+    or sample."""
+    if cfg.rl.credit != "paper":
         return cfg.batch_size
     return cfg.rl.n_steps or (79 if cfg.dataset == "cifar100-20" else 100)
 
@@ -221,7 +222,7 @@ def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device) -> AuxPPO:
         batch_size=rl.ppo_batch_size,
         n_epochs=rl.n_epochs,
         ent_coef=rl.ent_coef,
-        normalize_advantage=rl.credit == "paper",  # batch credit: normalising would delete the batch's signal
+        normalize_advantage=rl.credit != "batch",  # batch credit: normalising would delete the batch's signal
         policy_kwargs=policy_kwargs,
         seed=cfg.seed,
         device=device,

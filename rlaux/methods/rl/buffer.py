@@ -49,6 +49,12 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
         self._returns = reward.expand(self.buffer_size).clone()
         self.advantages = self._returns - self._values.mean()
 
+    def assign_sample_credit(self, rewards: Tensor) -> None:
+        """rl.credit sample (a rollout of one batch): every step's return is its own reward, its advantage that
+        reward minus the critic's value of its image (PPO then normalises the advantages across the batch)."""
+        self._returns = rewards.reshape(self.buffer_size).to(self._values.dtype).clone()
+        self.advantages = self._returns - self._values
+
     # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
     def values(self) -> np.ndarray:

@@ -56,7 +56,7 @@ class BatchedCollector:
     def __init__(self, agent: AuxPPO, env: AuxTaskEnv) -> None:
         self.agent, self.env = agent, env
         self.policy, self.buffer = agent.policy, agent.rollout_buffer
-        self.batch_credit = env.trainer.cfg.rl.credit == "batch"
+        self.credit = env.trainer.cfg.rl.credit
 
     def run(self, epoch: int) -> None:
         self.buffer.reset()
@@ -89,16 +89,20 @@ class BatchedCollector:
                     episode_start = False
                     steps_left -= stop - start
                     start = stop
-                if self.batch_credit:  # the rollout is this batch: its reward to every action, then PPO
+                if self.credit != "paper":  # the rollout is this batch: credit its actions, then PPO
                     self._learn_batch(rewards[-1])
             if self.buffer.full:
                 self._learn(next_obs=None)
 
     def _learn_batch(self, reward: Tensor) -> None:
-        """rl.credit batch: a rollout of exactly one batch; every action's return is the batch's reward, its
-        advantage the reward minus the critic's mean value over the batch (no GAE, no normalisation)."""
-        assert self.buffer.full, "rl.credit 'batch' needs rollouts of one batch (n_steps = batch_size)"
-        self.buffer.assign_batch_credit(reward)
+        """rl.credit batch or sample: a rollout of exactly one batch, no GAE. batch: every action's return is the
+        batch's reward, its advantage the reward minus the critic's mean value over the batch (not normalised).
+        sample: every action's return is its own reward (`Sandbox.sample_rewards`)."""
+        assert self.buffer.full, f"rl.credit {self.credit!r} needs rollouts of one batch (n_steps = batch_size)"
+        if self.credit == "batch":
+            self.buffer.assign_batch_credit(reward)
+        else:
+            self.buffer.assign_sample_credit(self.env.sandbox.sample_rewards)
         self.agent.train()
         self.buffer.reset()
 

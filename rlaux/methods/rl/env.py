@@ -17,7 +17,8 @@ the labels the main epoch will then use.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from itertools import chain, count
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,13 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
+from torch.func import functional_call, jvp
 
 from rlaux.batch import AuxTargets, Batch
 from rlaux.evaluation import LabelStats
 from rlaux.losses import batch_entropy, focal_loss
 from rlaux.methods.rl.actions import ActionCodec
 from rlaux.methods.rl.agent import label_probs
-from rlaux.trainer import new_optimizer
+from rlaux.trainer import new_optimizer, sample_losses
 
 if TYPE_CHECKING:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
@@ -58,6 +60,7 @@ class Sandbox:
     def __init__(self, trainer: Trainer, codec: ActionCodec) -> None:
         self.trainer, self.codec, self.cfg = trainer, codec, trainer.cfg
         self.rewards: list[torch.Tensor] = []  # every reward since the last `pop_rewards`, on the device
+        self.sample_rewards = torch.zeros(0)  # rl.credit sample: the last batch's per-action rewards
         self.agent_policy: MaskableActorCriticPolicy | None = None  # set by `AuxTaskEnv.attach_policy`
         self.begin_epoch(0)
         self.restore()
@@ -86,21 +89,38 @@ class Sandbox:
         """Train the copy one SGD step on the labelled batch; returns the reward (a 0-d tensor on the device)."""
         targets = self.codec.targets(actions, batch.y)
         self.sampled.add(batch.y, targets, None)
-        human, labels = self.trainer.data.train.aux, targets.labels()
+        human, labels, hits = self.trainer.data.train.aux, targets.labels(), None
         if human is not None and labels is not None:
-            self.agreement.append((labels == human[batch.index]).float().mean())
-        if self.cfg.rl.reward == "oracle":  # a control: the reward is the answer itself, no copy trained
-            noise = torch.randn((), generator=self._oracle, device=self._oracle.device)
-            reward = self.agreement[-1] + self.cfg.rl.oracle_noise * noise
+            hits = (labels == human[batch.index]).float()
+            self.agreement.append(hits.mean())
+        rl, n = self.cfg.rl, len(batch.y)
+        if rl.reward == "oracle":  # a control: the reward is the answer itself, no copy trained
+            if rl.credit == "sample":  # each action its own agreement; noise split so the batch's sum keeps σ
+                assert hits is not None  # the config allows the oracle only on datasets with a human task
+                noise = torch.randn(n, generator=self._oracle, device=self._oracle.device)
+                self.sample_rewards = (hits + rl.oracle_noise * n**0.5 * noise) / n
+                reward = self.sample_rewards.sum()
+            else:
+                noise = torch.randn((), generator=self._oracle, device=self._oracle.device)
+                reward = self.agreement[-1] + rl.oracle_noise * noise
         else:
-            if self.cfg.rl.placebo:
+            if rl.placebo:
                 targets = self.codec.targets(self.codec.uniform_actions(batch.y, self._placebo), batch.y)
             x, y = self.reward_batch(self._generator)
-            before = (
-                self.reward_of(self.model, x, y, targets, bonus=torch.zeros(())) if self.cfg.rl.reward_pairing else 0
-            )
+            before = self.reward_of(self.model, x, y, targets, bonus=torch.zeros(())) if rl.reward_pairing else 0
+            bonus: torch.Tensor | None = None
+            if rl.credit == "sample":  # (the config makes sample credit pair the reward)
+                bonus = self.entropy_bonus(x, y, targets)
+                influence = first_order_influence(
+                    self.model,
+                    self.optimizer.param_groups[0]["lr"],
+                    lambda forward: self.eval_loss(forward, x, y),
+                    lambda forward: sample_losses(forward(batch.x), batch.y, targets, self.cfg),
+                )
+                self.sample_rewards = influence + rl.entropy_weight * bonus / n
             self.trainer.train_step(self.model, self.optimizer, batch, targets)
-            reward = self.reward_of(self.model, x, y, targets) - before  # paired: loss before - loss after + bonus
+            after = self.reward_of(self.model, x, y, targets, bonus=bonus)
+            reward = after - before  # paired: loss before - loss after + bonus
         self.rewards.append(reward)
         return reward
 
@@ -119,6 +139,17 @@ class Sandbox:
         idx = torch.randint(len(train), (self.cfg.rl.reward_batch,), generator=generator, device=train.y.device)
         return self.trainer.augment(train.x[idx], generator), train.y[idx]
 
+    def eval_loss(self, model: Callable[..., Any], x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The reward's loss: `model`'s primary loss on (x, y), focal (errata.softmax_reward: the authors'
+        cross-entropy on softmax outputs), BatchNorm in training mode on the batch's statistics."""
+        if isinstance(model, torch.nn.Module):
+            model.train()
+        with self.trainer.autocast():
+            logits = model(x)[0].float()
+        if self.cfg.errata.softmax_reward:
+            return F.cross_entropy(logits.softmax(1), y)
+        return focal_loss(logits, y, self.cfg.focal_gamma).mean()
+
     @torch.no_grad()
     def reward_of(
         self,
@@ -136,15 +167,8 @@ class Sandbox:
         BatchNorm runs in training mode, on the reward batch's statistics, as the training
         loss sees the network (and as the authors' code did).
         """
-        cfg = self.cfg
-        model.train()
-        with self.trainer.autocast():
-            logits = model(x)[0].float()
-        if cfg.errata.softmax_reward:
-            loss = F.cross_entropy(logits.softmax(1), y)
-        else:
-            loss = focal_loss(logits, y, cfg.focal_gamma).mean()
-        return -loss + cfg.rl.entropy_weight * (self.entropy_bonus(x, y, targets) if bonus is None else bonus)
+        loss = self.eval_loss(model, x, y)
+        return -loss + self.cfg.rl.entropy_weight * (self.entropy_bonus(x, y, targets) if bonus is None else bonus)
 
     @torch.no_grad()
     def entropy_bonus(self, x: torch.Tensor, y: torch.Tensor, targets: AuxTargets | None = None) -> torch.Tensor:
@@ -172,6 +196,37 @@ class Sandbox:
         """Every reward since the last call, read from the device at once."""
         rewards, self.rewards = self.rewards, []
         return torch.stack(rewards).tolist() if rewards else []
+
+
+def first_order_influence(
+    model: torch.nn.Module,
+    lr: float,
+    eval_loss: Callable[[Callable[..., Any]], torch.Tensor],
+    train_losses: Callable[[Callable[..., Any]], torch.Tensor],
+) -> torch.Tensor:
+    """rl.credit sample's estimator: each training sample's first-order influence on an evaluation loss through
+    one plain SGD step of `model`, lr/B <grad L_eval(θ), grad loss_i(θ)>, (B,).
+
+    `eval_loss(forward)` is the evaluation loss and `train_losses(forward)` the B per-sample losses whose mean the
+    step descends (`rlaux.trainer.sample_losses`), each computed through `forward` (the model, or the model at
+    other weights). The step is θ - lr grad mean(loss_i), so the B influences add up to
+    L_eval(θ) - L_eval(θ_after) up to O(lr²). One backward pass gives grad L_eval, one forward-mode pass
+    (`torch.func.jvp`) all B directional derivatives at once. BatchNorm uses each batch's own statistics, as the
+    step does, without moving the running statistics."""
+    names, params = zip(*model.named_parameters(), strict=True)
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    tracking = [m.track_running_stats for m in norms]
+    for m in norms:
+        m.track_running_stats = False  # in training mode: batch statistics, running ones left alone
+    try:
+        grads = torch.autograd.grad(eval_loss(model), params, allow_unused=True)
+        direction = {n: torch.zeros_like(p) if g is None else g for n, p, g in zip(names, params, grads, strict=True)}
+        primal = {n: p.detach() for n, p in zip(names, params, strict=True)}
+        _, dots = jvp(lambda weights: train_losses(partial(functional_call, model, weights)), (primal,), (direction,))
+    finally:
+        for m, track in zip(norms, tracking, strict=True):
+            m.track_running_stats = track
+    return lr * dots.detach() / len(dots)
 
 
 class AuxTaskEnv(gym.Env):
