@@ -64,10 +64,20 @@ def test_dose_table_averages_the_last_three_epochs_of_each_oracle_run(tmp_path, 
     assert "| paper | 1 | 0.405 |" in text and (tmp_path / "out" / "dose_response.png").stat().st_size > 0
 
 
-def test_an_unfinished_oracle_run_and_an_unknown_profile_are_refused(tmp_path, monkeypatch):
+def test_unfinished_oracle_runs_are_left_out_and_counted_and_an_unknown_profile_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     params = _params()
-    with pytest.raises(ConfigError, match=r"has no metrics.json; train it first \(rlaux dispatch --profile oracle\)"):
-        dose_table(params, "oracle")
+    _write(params, {"o-clean": [0.2, 0.3, 0.4, 0.5], "o-noisy": [0.2, 0.2, 0.2, 0.2]})
+    for seed in (0, 1):
+        (params.run_dir("o-noisy", seed) / "metrics.json").unlink()
+    table = dose_table(params, "oracle")
+    assert list(table.experiment) == ["o-clean", "o-clean"]
+    write_dose(params, "oracle", tmp_path / "out")
+    text = (tmp_path / "out" / "dose_response.md").read_text()
+    assert "**2 of 4 oracle runs have not finished** and are not shown (`rlaux dispatch --profile oracle`)" in text
+    write_dose(
+        params.model_copy(update={"experiments": {"o-clean": params.experiments["o-clean"]}}), "oracle", tmp_path
+    )
+    assert "have not finished" not in (tmp_path / "dose_response.md").read_text()
     with pytest.raises(ConfigError, match="profile 'nope' unknown"):
         write_dose(params, "nope", Path(tmp_path))

@@ -33,8 +33,15 @@ def nominal_share(noise: float, psi: int, batch_size: int) -> float:
     return signal / (signal + noise**2)
 
 
+def oracle_runs(params: Params, profile: str) -> int:
+    """How many oracle runs the profile plans (finished or not)."""
+    at = params.model_copy(update={"profile": profile})
+    return sum(cfg.rl.reward == "oracle" for _, _, cfg in at.active_runs())
+
+
 def dose_table(params: Params, profile: str) -> pd.DataFrame:
-    """One row per finished oracle run of the profile: credit, noise, nominal share, final fine agreement."""
+    """One row per finished oracle run of the profile: credit, noise, nominal share, final fine agreement (a run
+    still training is left out; `write_dose` says how many are)."""
     at = params.model_copy(update={"profile": profile})
     rows = []
     for exp_id, seed, cfg in at.active_runs():
@@ -42,7 +49,7 @@ def dose_table(params: Params, profile: str) -> pd.DataFrame:
             continue
         run = at.run_dir(exp_id, seed)
         if not (run / "metrics.json").is_file():
-            raise ConfigError(f"{run} has no metrics.json; train it first (rlaux dispatch --profile {profile})")
+            continue
         history = pd.read_csv(run / "history.csv")
         rows.append(
             {
@@ -90,9 +97,18 @@ def write_dose(params: Params, profile: str, out_dir: Path) -> pd.DataFrame:
     for (credit, share), g in table.groupby(["credit", "share"]) if len(table) else ():
         m, h, n = mean_ci(g.fine_agreement)
         summary.append({"credit": credit, "share": share, "fine agreement": m, "ci95": h, "seeds": n})
+    planned = oracle_runs(params, profile)
+    missing = (
+        f"**{planned - len(table)} of {planned} oracle runs have not finished** and are not shown "
+        f"(`rlaux dispatch --profile {profile}`).\n\n"
+        if len(table) < planned
+        else ""
+    )
     write_text(
         out_dir / "dose_response.md",
-        "# Oracle dose-response\n\nFine agreement (sampled labels = human fine labels) over each run's last "
+        "# Oracle dose-response\n\n"
+        + missing
+        + "Fine agreement (sampled labels = human fine labels) over each run's last "
         f"{AGREEMENT_EPOCHS} epochs, mean over seeds with the half-width of its 95% t-interval; chance is 1/ψ = "
         f"{1 / psi:.2f}.\n\n![dose-response](dose_response.png)\n\n" + md(pd.DataFrame(summary)),
     )
