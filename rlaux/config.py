@@ -158,7 +158,7 @@ class RLConfig(_Strict):
     sample (issue 26): rollouts aligned to the batches, each action its own reward, the rewards adding up to the
     batch's (paired) reward to first order: its first-order influence on the reward batch's loss through the copy's
     SGD step (`rlaux.methods.rl.env.first_order_influence`), or with rl.reward oracle its own agreement; the return
-    is that reward, the advantage it minus the critic's value, normalised across the batch's actions."""
+    is that reward, the advantage it minus the batch's mean reward, normalised across the batch's actions."""
     reward_pairing: bool = False
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the

@@ -263,8 +263,8 @@ def test_sample_credit_with_the_oracle_gives_each_action_its_own_agreement(sandb
 
 def test_sample_credit_gives_every_action_its_own_return_and_normalises_across_the_batch(sandbox_of, monkeypatch):
     """Rollouts of one batch (n_steps 100), advantages normalised (the signal is between actions, unlike batch
-    credit); at each update the returns are the sandbox's per-action rewards and the advantages those minus the
-    critic's values."""
+    credit); at each update the returns are the sandbox's per-action rewards and the advantages those minus their
+    mean over the batch (not the critic's values: see `DeviceRolloutBuffer.assign_sample_credit`)."""
     _, method = sandbox_of(reward="oracle", credit="sample")
     agent, buffer, sandbox = method.agent, method.agent.rollout_buffer, method.env.sandbox
     assert agent.n_steps == 100 and agent.normalize_advantage is True
@@ -280,7 +280,8 @@ def test_sample_credit_gives_every_action_its_own_return_and_normalises_across_t
     assert len(seen) == 2
     for returns, advantages, values in seen:
         assert set(returns.tolist()) <= {0.0, torch.tensor(0.01).item()} and returns.sum() > 0  # float32 1/B
-        assert torch.allclose(advantages, returns - values)
+        assert torch.allclose(advantages, returns - returns.mean())
+        assert not torch.allclose(advantages, returns - values)
 
 
 @pytest.mark.parametrize(

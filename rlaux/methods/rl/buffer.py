@@ -51,9 +51,11 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
 
     def assign_sample_credit(self, rewards: Tensor) -> None:
         """rl.credit sample (a rollout of one batch): every step's return is its own reward, its advantage that
-        reward minus the critic's value of its image (PPO then normalises the advantages across the batch)."""
+        reward minus the batch's mean reward (PPO then normalises the advantages across the batch). Not the
+        critic's value: per-action rewards are a 1/B share of the batch's, far below an untrained critic's noise
+        (explained variance near -100 in the oracle's first sample-credit runs), which then drowned the signal."""
         self._returns = rewards.reshape(self.buffer_size).to(self._values.dtype).clone()
-        self.advantages = self._returns - self._values
+        self.advantages = self._returns - self._returns.mean()
 
     # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
