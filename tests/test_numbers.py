@@ -804,3 +804,68 @@ def test_two_way_components_by_method_of_moments_by_hand():
     )
     assert _label_component(history) == pytest.approx(56 / 101)
     assert math.isnan(_label_component(pd.DataFrame({"epoch": [1]})))
+
+
+# ---------------------------------------------------------------- history.csv, as `rlaux evaluate` reads it
+HEADER = "epoch,val_acc,test_acc,test_precision,test_recall,test_f1,rl/reward_mean"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            HEADER + "\n",
+            "lacks the columns epoch, val_acc, test_acc, test_precision, test_recall, test_f1 (or has no rows)",
+        ),
+        (HEADER.replace("val_acc", "val_ac") + "\n1,2,3,4,5,6,\n", "lacks the columns val_acc (or has no rows)"),
+        (
+            HEADER + "\n1,,3,4,5,6,7\n",
+            "has empty cells in epoch, val_acc, test_acc, test_precision, test_recall, test_f1",
+        ),
+        (HEADER + "\n1,2,3,4,5,6,7,8\n", "cannot be read (TypeError: "),
+        (HEADER + "\n1,2,3,4,5,6,x\n", "cannot be read (ValueError: could not convert string to float: 'x')"),
+    ],
+    ids=["header-only", "dropped-column", "empty-cell", "extra-field", "not-a-number"],
+)
+def test_a_damaged_history_is_refused_with_what_is_wrong(tmp_path, text, message):
+    """Each damage its own words, the file named first and the fix last (`rlaux evaluate` prints them as one line)."""
+    from rlaux.errors import CheckpointError
+    from rlaux.evaluation import _read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(CheckpointError) as err:
+        _read_history(path, "FIX")
+    assert str(err.value).startswith(f"{path} ") and str(err.value).endswith("; FIX") and message in str(err.value)
+    path.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(CheckpointError, match="cannot be read \\(UnicodeDecodeError: "):
+        _read_history(path, "FIX")
+
+
+def test_a_history_reads_as_floats_with_optional_cells_empty(tmp_path):
+    """Two epochs; the RL column is empty in the first (a method logs it from epoch 2): None there, floats elsewhere."""
+    from rlaux.evaluation import _read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text(HEADER + "\n1,10.5,9,0.1,0.2,0.3,\n2,11,9.5,0.2,0.3,0.4,-1.25\n", encoding="utf-8")
+    rows = _read_history(path, "FIX")
+    assert rows == [
+        {
+            "epoch": 1.0,
+            "val_acc": 10.5,
+            "test_acc": 9.0,
+            "test_precision": 0.1,
+            "test_recall": 0.2,
+            "test_f1": 0.3,
+            "rl/reward_mean": None,
+        },
+        {
+            "epoch": 2.0,
+            "val_acc": 11.0,
+            "test_acc": 9.5,
+            "test_precision": 0.2,
+            "test_recall": 0.3,
+            "test_f1": 0.4,
+            "rl/reward_mean": -1.25,
+        },
+    ]
