@@ -621,7 +621,10 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     md = (tmp_path / "reproduction.md").read_text()
     assert md.startswith("# RL-AUX reproduction: profile `study`\n\nOurs: mean over 3 seeds with a two-sided 95%")
     assert "test_acc_last15, here the mean over all 6 epochs, early epochs included" in md
-    assert "**This is the `study` profile**" in md
+    assert (
+        "**The `study` profile** trains reduced networks on reduced data for few epochs: its numbers test the "
+        "paper's claims at this scale" in md
+    )
     head = (
         "| figure | experiment | metric | paper | ours_mean | ci95_half_width | n | difference | verdict | source |\n|"
     )
@@ -633,7 +636,7 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     write_tables(paper, runs.assign(epochs=20), "paper", tmp_path)
     md = (tmp_path / "reproduction.md").read_text()
     assert "Accuracies are the paper's metric, mean test accuracy over the last min(15, epochs) epochs" in md
-    assert "This is the" not in md
+    assert "profile** trains reduced networks" not in md
 
 
 def test_verdict_words_at_their_edges():

@@ -24,7 +24,7 @@ from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
 from rlaux.report.markdown import md
 from rlaux.report.search import Retest, most_promising, relative_compute, trend
 from rlaux.report.stats import mean_ci
-from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, settling
+from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, scale_note, settling
 
 UNMOVED_NATS = 0.01
 """The policy 'did not move' when its entropy is within this of ln ψ and its KL from the initial policy below it."""
@@ -661,12 +661,7 @@ def render(
         f"[curves.csv](../../results/{profile}/curves.csv), tables: [reproduction.md](reproduction.md), "
         "[claims.csv](claims.csv).\n\n"
     )
-    if profile != "paper":
-        intro += (
-            f"The `{profile}` profile trains reduced networks on reduced data for few epochs: its numbers "
-            "test the paper's claims at this scale; they are not expected to match the paper's absolute "
-            "numbers.\n\n"
-        )
+    intro += scale_note(profile)
     sections = [
         claims_figure_section(out_dir, figures_dir),
         settings_section(params),

@@ -113,6 +113,17 @@ def settling(curves: pd.DataFrame, window: int = SETTLING_WINDOW) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def scale_note(profile: str) -> str:
+    """What a profile's numbers can be compared with: the paper's only at the paper's scale."""
+    if profile == "paper":
+        return ""
+    return (
+        f"**The `{profile}` profile** trains reduced networks on reduced data for few epochs: its numbers test the "
+        "paper's claims at this scale; they are not expected to match the paper's absolute numbers (the `paper` "
+        "profile runs the paper's scale on GPUs).\n\n"
+    )
+
+
 def write_tables(
     paper: pd.DataFrame, runs: pd.DataFrame, profile: str, out_dir: Path
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -135,12 +146,7 @@ def write_tables(
         "lies inside our interval. Our runs train on 90% of the training split (the rest is the validation "
         "split the paper lacked), a small bias against us.\n\n"
     )
-    if profile != "paper":
-        intro += (
-            f"**This is the `{profile}` profile**: tiny networks trained for a few epochs on small subsets. "
-            "Its numbers check that the pipeline runs end to end; they are not expected to be near the "
-            "paper's. Run the `paper` profile for a real comparison.\n\n"
-        )
+    intro += scale_note(profile)
     claims_md = (
         "## Claims\n\nEvery claim on both metrics (the `metric` column), as claims.csv holds them; how each is "
         "tested and what its columns and verdicts mean: README.md, section Claims.\n\n" + md(cl)
