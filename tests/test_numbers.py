@@ -872,3 +872,20 @@ def test_a_history_reads_as_floats_with_optional_cells_empty(tmp_path):
             "rl/reward_mean": -1.25,
         },
     ]
+
+
+def test_claims_edges_the_mutation_tester_found():
+    """A paper difference exactly on the interval (two seeds, both rl - single = 2, so the interval is [2, 2]) lies
+    inside it; a claim whose arms did not run keeps the ids it names; no runs at all is every claim not run; the
+    two metrics' claims stack under one fresh index."""
+    runs = pd.DataFrame(_arm("c10-rl", {0: 52.0, 1: 53.0}) + _arm("c10-single", {0: 50.0, 1: 51.0}))
+    table = claims(runs, "test_acc_best_val", "study", _paper_says_rl_beats_single_by(2.0))
+    row = _claim(table, "RL-AUX beats single-task learning")
+    assert row.ci95_low == row.ci95_high == 2.0 and row.paper_difference == 2.0
+    assert bool(row.paper_difference_excluded) is False  # NaN (untested) would be truthy
+    missing = _claim(table, "MAXL beats single-task learning")
+    assert (missing.better, missing.worse, missing.verdict) == ("c10-maxl", "c10-single", "not run in this profile")
+    empty = claims(pd.DataFrame(), "test_acc_best_val")
+    assert len(empty) == len(claim_list()) and set(empty.verdict) == {"not run in this profile"}
+    both = all_claims(runs, "study")
+    assert list(both.index) == list(range(2 * len(claim_list())))
