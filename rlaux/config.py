@@ -158,7 +158,9 @@ class RLConfig(_Strict):
     sample (issue 26): rollouts aligned to the batches, each action its own reward, the rewards adding up to the
     batch's (paired) reward to first order: its first-order influence on the reward batch's loss through the copy's
     SGD step (`rlaux.methods.rl.env.first_order_influence`), or with rl.reward oracle its own agreement; the return
-    is that reward, the advantage it minus the batch's mean reward, normalised across the batch's actions."""
+    is that reward, the advantage it minus the batch's mean reward, normalised per PPO minibatch (the whole batch at
+    ppo_batch_size = batch_size). The entropy bonus is shared equally, so that baseline cancels it: under sample
+    credit the bonus reaches the critic's targets, not the policy's advantages."""
     reward_pairing: bool = False
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
@@ -309,6 +311,11 @@ class TrainConfig(_Strict):
             raise ValueError(
                 f"rl.credit {credit!r} aligns rollouts to batches, so rl.n_steps is batch_size ({self.batch_size}); "
                 f"drop rl.n_steps ({self.rl.n_steps})"
+            )
+        if credit == "sample" and self.rl.reward == "paper" and self.precision == "bf16":
+            raise ValueError(
+                "rl.credit 'sample' takes its influences in fp32 while a bf16 step would move the copy otherwise; "
+                "set precision 'fp32' (or rl.credit 'paper')"
             )
         if credit == "sample" and self.rl.reward == "paper" and not self.rl.reward_pairing:
             raise ValueError(

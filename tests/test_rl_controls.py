@@ -295,3 +295,35 @@ def test_sample_credit_gives_every_action_its_own_return_and_normalises_across_t
 def test_sample_credit_is_refused_where_it_cannot_split(rl, message):
     with pytest.raises(ConfigError, match=message):
         build_config(dict(method="rl", rl=rl))
+
+
+def test_sample_losses_average_to_the_training_loss_and_the_influence_leaves_batchnorm_alone(sandbox_of):
+    """The step descends mean(sample_losses) = total_loss (hard targets here); computing the influences moves no
+    BatchNorm running statistic and leaves every BatchNorm tracking as before."""
+    from rlaux.methods.rl.env import STREAM_REWARD, first_order_influence
+    from rlaux.trainer import sample_losses, total_loss
+
+    trainer, method = sandbox_of(credit="sample", reward_pairing=True)
+    sandbox = method.env.sandbox
+    batch = next(trainer.batches(0))
+    targets = sandbox.codec.targets(trainer.data.train.aux[batch.index], batch.y)
+    model = sandbox.model
+    outputs = model(batch.x)
+    assert sample_losses(outputs, batch.y, targets, trainer.cfg).mean().item() == pytest.approx(
+        total_loss(outputs, batch.y, targets, trainer.cfg).item(), rel=1e-6
+    )
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    x, y = sandbox.reward_batch(trainer.generator(0, STREAM_REWARD))
+    first_order_influence(
+        model,
+        0.01,
+        lambda forward: sandbox.eval_loss(forward, x, y),
+        lambda forward: sample_losses(forward(batch.x), batch.y, targets, trainer.cfg),
+    )
+    assert all(torch.equal(buffers[k], v) for k, v in model.named_buffers())
+    assert all(m.track_running_stats for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+
+
+def test_sample_credit_is_refused_in_bf16():
+    with pytest.raises(ConfigError, match=r"rl\.credit 'sample' takes its influences in fp32.*set precision 'fp32'"):
+        build_config(dict(method="rl", precision="bf16", rl={"credit": "sample", "reward_pairing": True}))

@@ -270,3 +270,17 @@ def test_a_retest_waits_for_its_runs_and_must_run_the_promising_cells_settings(t
         retest_tables(Params.model_validate(raw), "pc", table)
     held = table.assign(status=["holds", "does not hold", "not run"])
     assert retest_tables(params, "pc", held)[2].startswith("a cell holds")
+
+
+def test_the_report_reads_the_retest_beside_the_search_table(tmp_path):
+    """<name>_retest.csv and <name>_agent.csv beside <name>.csv; an empty file (no profile finished) reads as an
+    empty table; either file missing: no re-test."""
+    from rlaux.report.search import Retest
+
+    table = tmp_path / "pc.csv"
+    assert Retest.read(table) is None
+    pd.DataFrame({"claim": ["c"], "n": [8]}).to_csv(tmp_path / "pc_retest.csv", index=False)
+    assert Retest.read(table) is None
+    (tmp_path / "pc_agent.csv").write_text("\n")
+    read = Retest.read(table)
+    assert read is not None and list(read.claims.n) == [8] and read.agent.empty

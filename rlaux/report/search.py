@@ -277,7 +277,10 @@ def retest_markdown(claims: pd.DataFrame, agent: pd.DataFrame) -> str:
     if claims.empty:
         return "No re-test profile has finished.\n"
     cols = ["claim", "metric", "n", "mean_difference", "ci95_low", "ci95_high", "p_value", "p_holm", "verdict"]
-    text = "Paired one-sided t-tests over seeds; Holm across the claims tested on each metric.\n\n" + md(claims[cols])
+    text = (
+        "Paired t-tests over seeds (`p_value` one-sided); verdicts by the claims' rule (`rlaux.report.claims`): Holm "
+        "across the claims tested on each metric, on their two-sided p (`p_holm`).\n\n" + md(claims[cols])
+    )
     if len(agent):
         text += (
             "\n\nFine agreement (sampled labels = human fine labels; chance 1/ψ) over each run's last epochs: mean "
