@@ -889,3 +889,34 @@ def test_claims_edges_the_mutation_tester_found():
     assert len(empty) == len(claim_list()) and set(empty.verdict) == {"not run in this profile"}
     both = all_claims(runs, "study")
     assert list(both.index) == list(range(2 * len(claim_list())))
+
+
+def test_reevaluate_refuses_what_is_not_a_finished_run_in_its_own_words(tmp_path):
+    """Before any data is read: a missing directory, a missing file, a config that is not JSON, not a mapping, or
+    not this version's; each names the file and says how to fix it."""
+    from rlaux.errors import CheckpointError
+    from rlaux.evaluation import reevaluate
+
+    run = tmp_path / "run"
+    fix = f"re-run training into {run} (or pass the right run directory)"
+    cases = [
+        (None, f"run directory {run} does not exist; pass the --out of a finished `rlaux train`"),
+        ({}, f"{run / 'config.json'} is missing, so {run} is not a finished run; {fix}"),
+        ({"config.json": "{not json"}, f"{run / 'config.json'} is not valid JSON ("),
+        ({"config.json": "[]"}, f"{run / 'config.json'} must hold a config mapping; {fix}"),
+        ({"config.json": '{"lerning_rate": 1}'}, f"{run / 'config.json'} (written by another rlaux version?): "),
+    ]
+    for files, message in cases:
+        if files is not None:
+            run.mkdir(exist_ok=True)
+            for name in ("config.json", "history.csv", "best.pt"):
+                (run / name).unlink(missing_ok=True)
+            if files:
+                (run / "history.csv").write_text(HEADER + "\n")
+                (run / "best.pt").write_bytes(b"")
+            for name, text in files.items():
+                (run / name).write_text(text)
+        with pytest.raises(CheckpointError) as err:
+            reevaluate(run)
+        assert str(err.value).startswith(message), (message, str(err.value))
+        assert files is None or str(err.value).endswith(fix)
