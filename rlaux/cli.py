@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rlaux.config import TrainConfig, build_config, load_yaml
 from rlaux.errors import ConfigError, UserError, one_line
 from rlaux.experiments import PARAMS, load_params
+from rlaux.io import read_table
 
 # Help groups of `rlaux train --help`: top-level keys by topic, then one group per nested section.
 GROUPS: dict[str, str] = {
@@ -213,14 +214,9 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _read_csv(path: Path):
-    import pandas as pd
-
     if not path.is_file():
         raise ConfigError(f"{path} is missing; run `rlaux collect` (the pipeline's evaluate stage) first")
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
+    return read_table(path)
 
 
 TRAIN_HELP = """Train one run into --out. Every key below is also a key of a --config YAML file and of

@@ -45,6 +45,17 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     write_text(path, buf.getvalue())
 
 
+def read_table(path: Path):
+    """A CSV as a DataFrame. A file without a header (an empty table, as `write_csv([])` or `DataFrame().to_csv`
+    writes one) reads as an empty DataFrame, where pandas would raise."""
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+
+
 def workspace_path(path: Path, cwd: Path | None = None) -> Path:
     """An absolute path. A relative one names a path of the workspace, also from inside one of DVC's
     queued copies (`<workspace>/.dvc/tmp/exps/<tmp>/...`), which holds no git-ignored files such as ./data."""

@@ -281,6 +281,7 @@ def test_the_report_reads_the_retest_beside_the_search_table(tmp_path):
     assert Retest.read(table) is None
     pd.DataFrame({"claim": ["c"], "n": [8]}).to_csv(tmp_path / "pc_retest.csv", index=False)
     assert Retest.read(table) is None
-    (tmp_path / "pc_agent.csv").write_text("\n")
-    read = Retest.read(table)
-    assert read is not None and list(read.claims.n) == [8] and read.agent.empty
+    for empty in ("\n", "\r\n"):  # DataFrame().to_csv, write_csv([])
+        (tmp_path / "pc_agent.csv").write_text(empty, newline="")
+        read = Retest.read(table)
+        assert read is not None and list(read.claims.n) == [8] and read.agent.empty

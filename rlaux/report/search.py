@@ -18,7 +18,7 @@ import pandas as pd
 from rlaux.config import DATASET_FACTS
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params, Search
-from rlaux.io import write_json, write_text
+from rlaux.io import read_table, write_json, write_text
 from rlaux.report.claims import CLAIM_METRICS, all_claims
 from rlaux.report.collect import final_agreement
 from rlaux.report.markdown import md
@@ -149,8 +149,7 @@ class Retest:
         paths = [search_csv.with_name(f"{search_csv.stem}_{part}.csv") for part in ("retest", "agent")]
         if not all(p.is_file() for p in paths):
             return None
-        claims, agent = (pd.read_csv(p) if p.stat().st_size > 1 else pd.DataFrame() for p in paths)
-        return cls(claims, agent)
+        return cls(read_table(paths[0]), read_table(paths[1]))
 
 
 def most_promising(table: pd.DataFrame) -> str | None:

@@ -89,20 +89,19 @@ class BatchedCollector:
                     episode_start = False
                     steps_left -= stop - start
                     start = stop
-                if self.credit != "paper":  # the rollout is this batch: credit its actions, then PPO
-                    self._learn_batch(rewards[-1])
+                if self.credit == "batch":  # the rollout is this batch: credit its actions, then PPO
+                    self.buffer.assign_batch_credit(rewards[-1])
+                elif self.credit == "sample":
+                    self.buffer.assign_sample_credit(self.env.sandbox.sample_rewards)
+                if self.credit != "paper":
+                    self._learn_batch()
             if self.buffer.full:
                 self._learn(next_obs=None)
 
-    def _learn_batch(self, reward: Tensor) -> None:
-        """rl.credit batch or sample: a rollout of exactly one batch, no GAE. batch: every action's return is the
-        batch's reward, its advantage the reward minus the critic's mean value over the batch (not normalised).
-        sample: every action's return is its own reward (`Sandbox.sample_rewards`)."""
+    def _learn_batch(self) -> None:
+        """rl.credit batch or sample: PPO on a rollout of exactly one batch whose returns and advantages were
+        just assigned (batch: the batch's reward for every action; sample: each action's own reward), no GAE."""
         assert self.buffer.full, f"rl.credit {self.credit!r} needs rollouts of one batch (n_steps = batch_size)"
-        if self.credit == "batch":
-            self.buffer.assign_batch_credit(reward)
-        else:
-            self.buffer.assign_sample_credit(self.env.sandbox.sample_rewards)
         self.agent.train()
         self.buffer.reset()
 
