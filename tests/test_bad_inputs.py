@@ -593,7 +593,8 @@ def test_damaged_run_directory_is_refused_by_evaluate(tmp_path, capsys, tiny_roo
     name, corrupt = spec
     corrupt(run_copy)
     argv = ["evaluate", str(run_copy), "--data-root", str(tiny_root), "--device", "cpu"]
-    assert_refused(argv, tmp_path, capsys, str(run_copy / name))
+    err = assert_refused(argv, tmp_path, capsys, str(run_copy / name))
+    assert err.endswith(f"; re-run training into {run_copy} (or pass the right run directory)\n"), err
 
 
 def test_evaluate_of_a_missing_directory_is_refused(tmp_path, capsys):
@@ -606,15 +607,21 @@ def test_intact_run_still_resumes_and_evaluates(tmp_path, capsys, tiny_root, run
     assert not (run_copy / "checkpoint.pt").exists()  # finished: best.pt, metrics and history stay
     main(resume_argv(tiny_root, run_copy))  # a finished run resumes as done
     trained = json.loads((run_copy / "metrics.json").read_text())
-    (run_copy / "metrics.json").unlink()
-    main(["evaluate", str(run_copy), "--data-root", str(tiny_root), "--device", "cpu"])
-    evaluated = json.loads((run_copy / "metrics.json").read_text())
-    # value by value what training wrote: the history's numbers (summarize) and the best checkpoint's test scores
-    assert evaluated.keys() == trained.keys() and evaluated["config"] == trained["config"]
-    for key, value in trained.items():
-        if key != "config":
-            assert evaluated[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-    assert type(evaluated["best_val_epoch"]) is int and type(evaluated["epochs"]) is int
+    config = (run_copy / "config.json").read_text()
+    # the run's data moved and its device is absent here: --data-root and --device override what config.json says
+    moved = json.loads(config) | {"data_root": str(tmp_path / "moved"), "device": "cuda"}
+    (run_copy / "config.json").write_text(json.dumps(moved))
+    for argv in (["--data-root", str(tiny_root), "--device", "cpu"], []):
+        (run_copy / "metrics.json").unlink()
+        main(["evaluate", str(run_copy), *argv])
+        evaluated = json.loads((run_copy / "metrics.json").read_text())
+        # value by value what training wrote: the history's numbers (summarize) and the best checkpoint's test scores
+        assert evaluated.keys() == trained.keys() and evaluated["config"] == trained["config"]
+        for key, value in trained.items():
+            if key != "config":
+                assert evaluated[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+        assert type(evaluated["best_val_epoch"]) is int and type(evaluated["epochs"]) is int
+        (run_copy / "config.json").write_text(config)  # then without overrides: config.json's own data and device
 
 
 def test_internal_errors_keep_their_traceback(monkeypatch, tmp_path, tiny_root):

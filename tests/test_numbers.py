@@ -248,6 +248,20 @@ def test_mean_ci_and_t_interval_on_three_seeds():
     assert math.isnan(none[0]) and math.isnan(none[1]) and none[2] == 0
 
 
+def test_a_paired_test_of_one_seed_or_none_is_nan_without_warnings():
+    """One shared seed (5 - 3 = 2): n 1, its difference, no interval, no p, no sd, improved in 1 of 1; no shared
+    seed: n 0 and NaN throughout. Neither asks numpy for a statistic of too few values (no RuntimeWarning)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one = paired_test(pd.Series({0: 5.0, 1: 6.0}), pd.Series({0: 3.0}))
+        none = paired_test(pd.Series({0: 5.0}), pd.Series({1: 3.0}))
+    assert (one["n"], one["mean_difference"], one["prob_improvement"]) == (1, 2.0, 1.0)
+    assert all(math.isnan(one[k]) for k in ("ci95_low", "p_value", "p_two_sided", "sd_difference"))
+    assert none["n"] == 0 and all(math.isnan(v) for k, v in none.items() if k != "n")
+
+
 def test_reproduction_verdict_is_inside_on_the_interval_edge():
     """Ours 50, 52, 54 (52 ± 4.968): the paper's 56.9 is inside, 57.0 outside, 47.1 inside; one seed has no
     interval; difference = ours - paper."""
@@ -503,6 +517,7 @@ def test_cost_is_the_median_over_seeds_and_the_ratio_to_the_same_datasets_single
             "seconds_per_epoch": [2.0, 4.0, 100.0, 10.0, 30.0, 20.0],
         }
     )
+    assert list(cost(runs).experiment) == ["s", "r"]  # the runs' order (params.yaml's), not sorted
     table = cost(runs).set_index("experiment")
     assert table.seconds_per_epoch.to_dict() == {"s": 4.0, "r": 20.0}
     assert table.ratio_to_single.to_dict() == {"s": 1.0, "r": 5.0} and table.n.to_dict() == {"s": 3, "r": 3}
@@ -531,6 +546,43 @@ def test_cost_ratio_only_at_one_known_thread_count():
     table = cost(runs).set_index("experiment")
     assert table.threads.to_dict() == {"s": "2", "r": "2", "m": "1", "w": "1/2", "o": "not recorded"}
     assert table.ratio_to_single.dropna().to_dict() == {"s": 1.0, "r": 5.0}
+    assert list(cost(runs).columns) == [
+        "experiment",
+        "dataset",
+        "method",
+        "seconds_per_epoch",
+        "threads",
+        "n",
+        "ratio_to_single",
+    ]
+
+
+def test_cost_ratio_is_against_each_datasets_single_and_never_between_mixed_or_unrecorded_counts():
+    """Per dataset, the base is its single-task experiment's thread count, not another method's:
+    a: single S at 1 thread (ratio 1), R and M at 2 (another count than S's, no ratio; had R's 2 been the base,
+       R and M would get ratios);
+    b: single and rl both ran at 1 and 2 threads ("1/2" = "1/2", yet mixed counts are no cost: no ratio);
+    c: single and rl both "not recorded" (equal, yet unknown: no ratio)."""
+    runs = pd.DataFrame(
+        {
+            "experiment": ["S", "R", "M", "bs", "bs", "br", "br", "cs", "cr"],
+            "dataset": ["a"] * 3 + ["b"] * 4 + ["c"] * 2,
+            "method": ["single", "rl", "maxl", "single", "single", "rl", "rl", "single", "rl"],
+            "seconds_per_epoch": [4.0, 20.0, 30.0, 4.0, 4.0, 8.0, 8.0, 4.0, 8.0],
+            "threads": [1, 2, 2, 1, 2, 1, 2, math.nan, math.nan],
+        }
+    )
+    table = cost(runs).set_index("experiment")
+    assert table.threads.to_dict() == {
+        "S": "1",
+        "R": "2",
+        "M": "2",
+        "bs": "1/2",
+        "br": "1/2",
+        "cs": "not recorded",
+        "cr": "not recorded",
+    }
+    assert table.ratio_to_single.dropna().to_dict() == {"S": 1.0}
 
 
 # ---------------------------------------------------------------- what DVC reads: runs.csv and metrics/*.json
@@ -605,22 +657,55 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     """c10-rl: 50, 52, 54 on test_acc_last15 over 6 epochs (52 ± 4.968), the paper's 56.9: inside, difference
     52 - 56.9 = -4.9; c10-single on 2 seeds. The markdown row reads `| 7 | c10-rl | test_acc_last15 | 56.9 | 52 |
     4.968 | 3 | -4.9 | inside | Fig |`; a NaN prints as an empty cell, never `nan`; the intro counts the most seeds of
-    any experiment (3) and names test_acc_last15 for what it is at 6 epochs."""
+    any experiment (3) and names test_acc_last15 for what it is at 6 epochs. The paper's single-task 50.0 in the same
+    figure gives the claim RL-AUX > single its paper difference 56.9 - 50.0 = 6.9. No runs: 0 seeds."""
     from rlaux.report.tables import write_tables
 
     paper = pd.DataFrame(
-        {"figure": [7], "experiment": ["c10-rl"], "metric": ["test_acc_last15"], "value": [56.9], "source": ["Fig"]}
+        {
+            "figure": [7, 7],
+            "experiment": ["c10-rl", "c10-single"],
+            "metric": ["test_acc_last15"] * 2,
+            "value": [56.9, 50.0],
+            "source": ["Fig"] * 2,
+        }
     )
     rows = _arm("c10-rl", {0: 50.0, 1: 52.0, 2: 54.0}) + _arm("c10-single", {0: 49.0, 1: 50.0})
     runs = pd.DataFrame(rows).assign(epochs=6)
     _, cl = write_tables(paper, runs, "study", tmp_path)
     assert len(cl) == 2 * len(claim_list()) and set(cl.metric) == {"test_acc_last15", "test_acc_best_val"}
     written = pd.read_csv(tmp_path / "reproduction.csv")
+    assert list(written.columns) == [
+        "figure",
+        "experiment",
+        "metric",
+        "paper",
+        "ours_mean",
+        "ci95_half_width",
+        "n",
+        "difference",
+        "verdict",
+        "source",
+    ]
     assert written.loc[0, ["verdict", "ours_mean", "n"]].tolist() == ["inside", 52.0, 3]
-    assert len(pd.read_csv(tmp_path / "claims.csv")) == len(cl)
+    claims_csv = pd.read_csv(tmp_path / "claims.csv")
+    assert list(claims_csv.columns) == list(cl.columns) and len(claims_csv) == len(cl)
+    assert set(claims_csv.profile) == {"study"}
+    rl = claims_csv[(claims_csv.claim == "RL-AUX beats single-task learning") & (claims_csv.dataset == "cifar10")]
+    difference = rl.set_index("metric").paper_difference  # the paper gives only the last-15 metric
+    assert difference["test_acc_last15"] == pytest.approx(6.9) and math.isnan(difference["test_acc_best_val"])
     md = (tmp_path / "reproduction.md").read_text()
     assert md.startswith("# RL-AUX reproduction: profile `study`\n\nOurs: mean over 3 seeds with a two-sided 95%")
-    assert "test_acc_last15, here the mean over all 6 epochs, early epochs included" in md
+    for sentence in (
+        "test_acc_last15, here the mean over all 6 epochs, early epochs included (the paper's metric averages the "
+        "last 15 of 80-200 epochs), in percent; precision, recall and F1 are macro averages at the best-validation "
+        "epoch. Verdict: whether the paper's number lies inside our interval. Our runs train on 90% of the training "
+        "split (the rest is the validation split the paper lacked), a small bias against us.\n\n",
+        "\n## Paper numbers\n\n| figure |",
+        "|\n\n## Claims\n\nEvery claim on both metrics (the `metric` column), as claims.csv holds them; how each is "
+        "tested and what its columns and verdicts mean: README.md, section Claims.\n\n| claim |",
+    ):
+        assert sentence in md, sentence
     assert (
         "**The `study` profile** trains reduced networks on reduced data for few epochs: its numbers test the "
         "paper's claims at this scale" in md
@@ -637,6 +722,20 @@ def test_write_tables_files_hold_the_numbers_in_four_significant_digits(tmp_path
     md = (tmp_path / "reproduction.md").read_text()
     assert "Accuracies are the paper's metric, mean test accuracy over the last min(15, epochs) epochs" in md
     assert "profile** trains reduced networks" not in md
+    write_tables(paper, runs.iloc[:0], "study", tmp_path)
+    assert "Ours: mean over 0 seeds" in (tmp_path / "reproduction.md").read_text()
+
+
+def test_scale_note_only_outside_the_paper_profile_and_a_paper_row_without_source():
+    """The note names the profile and where the paper's scale runs; none for `paper`. A paper table without a source
+    column leaves the source empty."""
+    from rlaux.report.tables import scale_note
+
+    assert scale_note("paper") == ""
+    assert scale_note("study").startswith("**The `study` profile** trains reduced networks")
+    assert scale_note("study").endswith("(the `paper` profile runs the paper's scale on GPUs).\n\n")
+    paper = pd.DataFrame({"figure": [7], "experiment": ["c10-rl"], "metric": ["test_acc_last15"], "value": [56.9]})
+    assert reproduction(paper, pd.DataFrame()).source.tolist() == [""]
 
 
 def test_verdict_words_at_their_edges():
@@ -745,11 +844,12 @@ def test_settling_slope_is_over_each_runs_last_15_epochs():
     a: seed 0 test_acc = epoch (slope 1), seed 1 = 2·epoch (slope 2): mean 1.5, s = 0.7071, half-width
        t(0.975, 1) · s/√2 = 12.706 · 0.5 = 6.353: the interval holds 0, "no trend detected".
     b: three seeds at slope 1 (no spread): "still rising". c: flat at 40 in both seeds: "no trend detected".
-    d: one seed: "untestable"."""
+    d: one seed: "untestable". f (listed first, and kept first): slope -1 in both seeds: "falling"."""
     from rlaux.report.tables import settling
 
     rows = []
     for exp, seeds in (
+        ("f", {0: -1.0, 1: -1.0}),
         ("a", {0: 1.0, 1: 2.0}),
         ("b", {0: 1.0, 1: 1.0, 2: 1.0}),
         ("c", {0: 0.0, 1: 0.0}),
@@ -760,10 +860,13 @@ def test_settling_slope_is_over_each_runs_last_15_epochs():
                 acc = 100.0 if epoch <= 2 else 40.0 + slope * epoch
                 rows.append({"experiment": exp, "seed": seed, "epoch": epoch, "test_acc": acc})
     table = settling(pd.DataFrame(rows)).set_index("experiment")
+    assert list(table.index) == ["f", "a", "b", "c", "d"]
     assert table.loc["a", "epochs"] == "3–17" and table.loc["a", "n"] == 2
     assert table.loc["a", "slope_pp_per_epoch"] == pytest.approx(1.5)
     assert table.loc["a", "ci95_high"] == pytest.approx(1.5 + 12.706205 * 0.5, abs=1e-5)
+    assert table.loc["a", "ci95_low"] == pytest.approx(1.5 - 12.706205 * 0.5, abs=1e-5)
     assert table.trend.to_dict() == {
+        "f": "falling",
         "a": "no trend detected",
         "b": "still rising",
         "c": "no trend detected",
@@ -772,7 +875,7 @@ def test_settling_slope_is_over_each_runs_last_15_epochs():
     from rlaux.report.readme import settling_section
 
     text = settling_section(pd.DataFrame(rows))
-    assert "1 of 4 experiments were still rising in that window." in text and "| b | 3–17 | 1 |" in text
+    assert "1 of 5 experiments were still rising in that window." in text and "| b | 3–17 | 1 |" in text
 
 
 # ---------------------------------------------------------------- the reward probe's variance components
@@ -807,6 +910,43 @@ def test_two_way_components_by_method_of_moments_by_hand():
     )
     assert _label_component(history) == pytest.approx(56 / 101)
     assert math.isnan(_label_component(pd.DataFrame({"epoch": [1]})))
+
+
+def test_two_way_components_clip_each_term_at_zero_and_stay_quiet_without_a_probe():
+    """4 x 3 again, rows' SS 60 (row sd √(20/3)), columns' SS 4·2·0.5² = 2 (column sd 0.5); the rows' share sets the
+    total SS and so the residual SS = total - 60 - 2:
+    share 60/63: residual SS 1, mean square 1/6; label (20 - 1/6)/3 = 119/18; batch (2/2 - 1/6)/4 = 5/24 (both
+        between 0 and 1, so a clip at 1 instead of 0 shows);
+    share 1: residual SS -2 is clipped to 0 (not -1/3): label 20/3, batch 1/4;
+    share 1/2: residual SS 58, mean square 29/3; batch (1 - 29/3)/4 < 0 is clipped to 0; label (20 - 29/3)/3 = 31/9.
+    A share of 0 (an epoch without the probe) divides by zero without a warning: every component is 0 or inf/NaN."""
+    import warnings
+
+    from rlaux.report.stats import two_way_components
+
+    sd = math.sqrt(20 / 3)
+    label, batch, residual = two_way_components([sd, sd, sd], [0.5] * 3, [60 / 63, 1.0, 0.5], rows=4, cols=3)
+    assert residual == pytest.approx([1 / 6, 0.0, 29 / 3]) and residual[1] == 0.0
+    assert label == pytest.approx([119 / 18, 20 / 3, 31 / 9])
+    assert batch == pytest.approx([5 / 24, 1 / 4, 0.0]) and batch[2] == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        label, batch, residual = two_way_components([sd, 0.0], [0.5, 0.5], [0.0, 0.0], rows=4, cols=3)
+    assert residual[0] == math.inf and label[0] == 0.0 and batch[0] == 0.0 and math.isnan(residual[1])
+
+
+def test_linear_trend_by_hand():
+    """x = 0..3, y = (0, 1, 1, 3): x̄ = 1.5, ȳ = 1.25, Sxx = 5, Sxy = 4.5, so slope 0.9 and intercept 1.25 - 1.35 =
+    -0.1; residuals (0.1, 0.2, -0.7, 0.4), SSE 0.7, s² = 0.7/2, stderr √(0.35/5) = √0.07; half-width
+    t(0.975, 2)·√0.07. Fewer than 3 points: every number NaN, n kept."""
+    from rlaux.report.stats import linear_trend
+
+    fit = linear_trend([0, 1, 2, 3], [0, 1, 1, 3])
+    h = T975_DF2 * math.sqrt(0.07)
+    assert fit == pytest.approx({"slope": 0.9, "slope_low": 0.9 - h, "slope_high": 0.9 + h, "intercept": -0.1, "n": 4})
+    short = linear_trend([1, 2], [3, 4])
+    assert list(short) == ["slope", "slope_low", "slope_high", "intercept", "n"] and short["n"] == 2
+    assert all(math.isnan(v) for k, v in short.items() if k != "n")
 
 
 # ---------------------------------------------------------------- history.csv, as `rlaux evaluate` reads it
