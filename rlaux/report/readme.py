@@ -281,7 +281,8 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
 
 def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     """Where no search cell held: the mechanism re-tested at the most promising cell (`rlaux.report.search`), its
-    placebo claim and the agent's fine agreement beside the placebo's and the oracle's."""
+    placebo claim, how many claims hold on each metric (the last-15 one can differ), and the agent's fine agreement
+    beside the placebo's and the oracle's."""
     if search is None or retest is None or retest.claims.empty:
         return ""
     tested = retest.claims[retest.claims.metric == HEADLINE_METRIC]
@@ -292,6 +293,14 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     held = "beats" if r.verdict.startswith("holds") else "does not beat"
     holding = int(tested.verdict.str.startswith("holds").sum())
     where = f"at the search's most promising cell ({most_promising(search)}, {int(r.n)} fresh seeds)"
+    other = retest.claims[retest.claims.metric != HEADLINE_METRIC]
+    other_held = other.claim[other.verdict.str.startswith("holds")]
+    on_other = (
+        f" ({len(other_held)} of {len(other)} on the last-15-epochs metric{': ' if len(other_held) else ''}"
+        f"{', '.join(other_held)})"
+        if len(other)
+        else ""
+    )
     agreement = ""
     if len(retest.agent):
         by = retest.agent.set_index("experiment")
@@ -307,7 +316,7 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
         )
     return (
         f"Re-tested {where}, RL-AUX {held} its placebo ({_difference(r)}) and {holding} of {len(tested)} claims "
-        f"hold{agreement}."
+        f"hold{on_other}{agreement}."
     )
 
 
