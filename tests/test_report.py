@@ -432,8 +432,8 @@ def test_a_failed_control_quotes_the_pre_registered_search():
 def test_the_answer_ends_with_the_retest_at_the_most_promising_cell():
     """No search cell held; g3 has the largest human - single (0.0 pp), so the re-test sentence names it. The
     placebo claim does not hold (+0.40 pp), 1 of the 2 claims does (on the last-15 metric the placebo claim holds,
-    named); fine agreement: the oracle's interval is above
-    chance (0.30 - 0.05 > 0.2), RL-AUX's is not (0.21 - 0.02 < 0.2)."""
+    named); fine agreement: the oracle's interval is above chance (0.30 - 0.05 > 0.2), RL-AUX's is not
+    (0.21 - 0.02 < 0.2)."""
     from rlaux.report.search import Retest
 
     params = load_params(REPO / "params.yaml")

@@ -294,13 +294,9 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     holding = int(tested.verdict.str.startswith("holds").sum())
     where = f"at the search's most promising cell ({most_promising(search)}, {int(r.n)} fresh seeds)"
     other = retest.claims[retest.claims.metric != HEADLINE_METRIC]
-    other_held = other.claim[other.verdict.str.startswith("holds")]
-    on_other = (
-        f" ({len(other_held)} of {len(other)} on the last-15-epochs metric{': ' if len(other_held) else ''}"
-        f"{', '.join(other_held)})"
-        if len(other)
-        else ""
-    )
+    other_held = list(other.claim[other.verdict.str.startswith("holds")])
+    named = f": {', '.join(other_held)}" if other_held else ""
+    on_other = f" ({len(other_held)} of {len(other)} on the last-15-epochs metric{named})" if len(other) else ""
     agreement = ""
     if len(retest.agent):
         by = retest.agent.set_index("experiment")
