@@ -13,7 +13,7 @@ collector. The asserted floors/ceilings are what this CPU code honestly meets, w
   buys on a GPU, where a batch-of-one forward costs as much as a batch of 100. With the
   main-network step, rewards included (the same work in both), the gain shrinks further.
 * cycle: one agent epoch + one main epoch costs ~13 `single` epochs, as the authors'
-  design did (SPEC §8): PPO's 10 epochs over every sample through a VGG16 agent is ~9 of
+  design did (docs/method.md §8): PPO's 10 epochs over every sample through a VGG16 agent is ~9 of
   them, the reward forwards (256 images per step) ~1, and the agent epoch's own SGD ~1.
   The <= 3x target needs a change to the method's work; see the printed breakdown.
   The agent diagnostics (`rl.diagnostics`, on by default) are timed apart and left out of

@@ -1,4 +1,4 @@
-"""The paper's transforms (SPEC §3) on whole uint8 batches, on any device.
+"""The paper's transforms (docs/method.md §3) on whole uint8 batches, on any device.
 
 torchvision's v2 transforms draw one crop/flip per call, which would give every image
 of a batch the same augmentation; here each image gets its own offset and flip, drawn

@@ -49,8 +49,8 @@ FIELD_GROUPS: dict[str, str] = {
 }
 SECTION_TITLES = {"maxl": "MAXL", "rl": "RL", "errata": "errata"}
 ERRATA_NOTE = (
-    "The defaults follow the paper's text (SPEC §1-5). Each switch, off by default, reproduces one "
-    "behaviour found in the authors' code (SPEC §6); with all of them on, RL-AUX runs as the authors' "
+    "The defaults follow the paper's text (docs/method.md §1-5). Each switch, off by default, reproduces one "
+    "behaviour found in the authors' code (docs/method.md §6); with all of them on, RL-AUX runs as the authors' "
     "code did (the *-asrun experiments). Each applies to rl and wa-rl, except batch_mean_weights (wa-maxl only) "
     "and reset_replays_first_batch (with rl.reset batch); a switch the method never reads is refused."
 )

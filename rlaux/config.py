@@ -59,7 +59,7 @@ class _Strict(BaseModel):
 
 
 class Errata(_Strict):
-    """As-run behaviours of the authors' code (SPEC §6). All default off = the paper's text."""
+    """As-run behaviours of the authors' code (docs/method.md §6). All default off = the paper's text."""
 
     frozen_heads: bool = False
     """§6.1: PPO action/value heads are never trained (replaced after the optimiser was built)."""
@@ -85,13 +85,14 @@ class Errata(_Strict):
     """§6.11: the reward's entropy term is H(p_bar) of the labelled training batch's targets, not of the
     policy's mean distribution over the evaluation batch."""
     ppo_train_mode_batchnorm: bool = False
-    """Not in SPEC §6 (found here): SB3 collects rollouts with the agent's BatchNorm on running statistics
-    but evaluates the PPO update on batch statistics, so the importance ratio measures BatchNorm, not the
-    policy (the authors ran SB3 this way on a VGG16 with BatchNorm). Off: both on running statistics."""
+    """Found here, not in the authors' errata (docs/method.md §6): SB3 collects rollouts with the agent's
+    BatchNorm on running statistics but evaluates the PPO update on batch statistics, so the importance ratio
+    measures BatchNorm, not the policy (the authors ran SB3 this way on a VGG16 with BatchNorm). Off: both on
+    running statistics."""
 
 
 class MaxlConfig(_Strict):
-    """MAXL / WA-MAXL label network and meta step (SPEC §4)."""
+    """MAXL / WA-MAXL label network and meta step (docs/method.md §4)."""
 
     order: Literal[1, 2] = 2
     """2: true second-order look-ahead (paper); 1: MAXL's finite-difference approximation,
@@ -105,17 +106,17 @@ class MaxlConfig(_Strict):
     lookahead_lambda_one: bool = False
     """As in the authors' λ ablation: the look-ahead uses λ = 1 whatever `lam` is."""
     label_init: Literal["xavier_normal", "xavier_uniform"] = "xavier_normal"
-    """Label network init: xavier_normal as in MAXL's code, which the authors ran (SPEC §4);
+    """Label network init: xavier_normal as in MAXL's code, which the authors ran (docs/method.md §4);
     xavier_uniform is the main network's."""
 
 
 class RLConfig(_Strict):
-    """RL-AUX / WA-RL agent and environment (SPEC §5)."""
+    """RL-AUX / WA-RL agent and environment (docs/method.md §5)."""
 
     reset: Literal["epoch", "batch"] = "epoch"
     """Episode = one epoch (paper), or one batch from the canonical network (reset ablation, paper A.2)."""
     target: Literal["masked", "in-block"] = "masked"
-    """masked (paper, SPEC §5, §6.10): action = auxiliary class in 0..K-1, the policy masked to the
+    """masked (paper, docs/method.md §5, §6.10): action = auxiliary class in 0..K-1, the policy masked to the
     sample's primary block (sb3-contrib MaskablePPO), hard target = the chosen class;
     in-block: action = subclass rank in 0..psi-1, hard target psi*y + action."""
     collector: Literal["batched", "env"] = "batched"
@@ -146,14 +147,14 @@ class RLConfig(_Strict):
     """Log what the agent learned each epoch on a fixed probe (policy entropy, KL from the initial policy,
     sampled-label entropy, the reward's variance due to labels vs evaluation batch); never changes the run."""
     reward: Literal["paper", "oracle"] = "paper"
-    """paper: -loss of the copy after one step on the chosen labels, + entropy bonus (SPEC §5). oracle: a CONTROL,
-    not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a human
-    task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
+    """paper: -loss of the copy after one step on the chosen labels, + entropy bonus (docs/method.md §5). oracle: a
+    CONTROL, not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a
+    human task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
     this agent learn from a reward that does carry the answer?"""
     credit: Literal["paper", "batch", "sample"] = "paper"
-    """How a batch's one reward reaches its actions. paper: on the batch's last action only, spread back by GAE
-    over rollouts of rl.n_steps, advantages normalised per minibatch (SPEC §5). batch (issue 26): rollouts aligned
-    to the batches (n_steps = batch_size), every action of a batch gets the batch's reward as its return and
+    """How a batch's one reward reaches its actions. paper: on the batch's last action only, spread back by GAE over
+    rollouts of rl.n_steps, advantages normalised per minibatch (docs/method.md §5). batch (issue 26): rollouts
+    aligned to the batches (n_steps = batch_size), every action of a batch gets the batch's reward as its return and
     reward - the critic's mean value over the batch (a baseline across batches) as its advantage, not normalised.
     sample (issue 26): rollouts aligned to the batches, each action its own reward, the rewards adding up to the
     batch's (paired) reward to first order: its first-order influence on the reward batch's loss through the copy's
@@ -198,7 +199,7 @@ def _is_switch(field: Any) -> bool:
 
 
 class TrainConfig(_Strict):
-    """Everything one training run needs. Defaults are the paper's (SPEC §2-3)."""
+    """Everything one training run needs. Defaults are the paper's (docs/method.md §2-3)."""
 
     dataset: DatasetName = "cifar100-20"
     """Primary task: cifar100-20 (the 20 superclasses), cifar10 or svhn."""
@@ -286,7 +287,7 @@ class TrainConfig(_Strict):
             )
         if self.errata.broadcast_targets and not self.errata.unmasked_soft_targets:
             raise ValueError(
-                "errata.broadcast_targets reproduces code whose actions were unmasked (SPEC §6.4, §6.10); "
+                "errata.broadcast_targets reproduces code whose actions were unmasked (docs/method.md §6.4, §6.10); "
                 "turn on errata.unmasked_soft_targets as well"
             )
         self._switches_apply()

@@ -41,7 +41,7 @@ def evaluate_epoch(
 
 
 class LabelStats:
-    """What the auxiliary labels a method generated in one epoch look like (SPEC §6.10).
+    """What the auxiliary labels a method generated in one epoch look like (docs/method.md §6.10).
 
     A label is the class the method picked (`AuxTargets.labels`). `labels/in_block`: share of
     labels inside the sample's own primary block; `labels/entropy`: entropy (nats) of the

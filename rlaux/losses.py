@@ -1,4 +1,4 @@
-"""Focal loss, the hierarchy mask and the batch entropy regulariser (SPEC §1)."""
+"""Focal loss, the hierarchy mask and the batch entropy regulariser (docs/method.md §1)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def masked_softmax(logits: Tensor, primary: Tensor, psi: int) -> Tensor:
 
 
 def authors_mask_softmax(x: Tensor, mask: Tensor) -> Tensor:
-    """The authors' `mask_softmax` (SPEC §6.4 note), kept for the as-run errata only.
+    """The authors' `mask_softmax` (docs/method.md §6.4 note), kept for the as-run errata only.
 
     exp(x - max over the whole row) * mask / (sum of that * mask + 1e-8): when the row's
     maximum lies outside the mask (integer actions in the broadcast erratum), the masked
@@ -61,7 +61,7 @@ def weight_factor(w: Tensor, scale: float = 10.0, shift: float = 5.0) -> Tensor:
 def combine_aux(aux_loss: Tensor, weight: Tensor, batch_mean_weights: bool = False) -> Tensor:
     """Mean over the batch of weight_i * aux_loss_i.
 
-    `batch_mean_weights` reproduces the WA-MAXL broadcast erratum (SPEC §4, §6.7): a (B,)
+    `batch_mean_weights` reproduces the WA-MAXL broadcast erratum (docs/method.md §4, §6.7): a (B,)
     loss times a (B, 1) factor is a (B, B) matrix whose mean is mean(loss) * mean(factor).
     """
     if batch_mean_weights:

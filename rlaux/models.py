@@ -1,4 +1,4 @@
-"""VGG16-BN trunk and the two-headed main network (SPEC §2)."""
+"""VGG16-BN trunk and the two-headed main network (docs/method.md §2)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def mlp_head(dim: int, out: int) -> nn.Sequential:
 
 
 def init_weights(module: nn.Module, kind: Literal["uniform", "normal"] = "uniform") -> None:
-    """Xavier for conv/linear with zero bias, BN weight 1 / bias 0 (SPEC §2, §4)."""
+    """Xavier for conv/linear with zero bias, BN weight 1 / bias 0 (docs/method.md §2, §4)."""
     xavier = nn.init.xavier_uniform_ if kind == "uniform" else nn.init.xavier_normal_
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):

@@ -29,7 +29,8 @@ STREAM_ORDER, STREAM_AUGMENT, STREAM_META = 1, 2, 3
 
 
 def total_loss(outputs: tuple[Tensor, Tensor], y: Tensor, targets: AuxTargets, cfg: TrainConfig) -> Tensor:
-    """mean focal primary loss (times `primary_loss_scale`) + mean of weight_i * focal auxiliary loss_i (SPEC §1)."""
+    """mean focal primary loss (times `primary_loss_scale`) + mean of weight_i * focal auxiliary loss_i
+    (docs/method.md §1)."""
     pri_logits, aux_logits = outputs
     loss = cfg.primary_loss_scale * focal_loss(pri_logits, y, cfg.focal_gamma).mean()  # x 1.0 is exact
     if targets.target is not None:
@@ -55,7 +56,7 @@ def new_model(cfg: TrainConfig, num_classes: int) -> AuxNet:
 
 
 def new_optimizer(model: nn.Module, cfg: TrainConfig) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.StepLR]:
-    """Plain SGD (no momentum, no weight decay) and StepLR, as the paper's code (SPEC §2)."""
+    """Plain SGD (no momentum, no weight decay) and StepLR, as the paper's code (docs/method.md §2)."""
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr)
     return opt, torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
 

@@ -135,7 +135,7 @@ def test_transforms_keep_shape_and_dtype_and_vary_only_by_seed():
     assert torch.equal(out0, again) and not torch.equal(out0, out1)
     normed = aug(x, torch.Generator().manual_seed(0))
     assert normed.dtype == torch.float32 and normed.shape == x.shape
-    # evaluation transform: SPEC §3's Normalize(mean 0.5, std 0.2) on every pixel of every channel
+    # evaluation transform: docs/method.md §3's Normalize(mean 0.5, std 0.2) on every pixel of every channel
     torch.testing.assert_close(aug.normalize(x), (x.float() / 255 - 0.5) / 0.2)
     # bit for bit torchvision's normalize, with the constants kept on the device instead of rebuilt per call
     from torchvision.transforms.v2.functional import normalize

@@ -106,7 +106,7 @@ def test_main_network_init_is_xavier_uniform_with_zero_bias():
     "label_init, kind", [(None, "normal"), ("xavier_normal", "normal"), ("xavier_uniform", "uniform")]
 )
 def test_maxl_label_network_init_follows_the_switch(small_config, label_init, kind):
-    """Default: xavier_normal, as MAXL's code (SPEC §4); the switch gives xavier_uniform."""
+    """Default: xavier_normal, as MAXL's code (docs/method.md §4); the switch gives xavier_uniform."""
     from rlaux.training import build_run
 
     overrides = {} if label_init is None else {"maxl": {"label_init": label_init}}
@@ -115,7 +115,7 @@ def test_maxl_label_network_init_follows_the_switch(small_config, label_init, ki
 
 
 def test_authors_mask_softmax_by_hand():
-    """SPEC §6 note on erratum 4: max over the whole row, then mask, then +1e-8 in the denominator."""
+    """docs/method.md §6 note on erratum 4: max over the whole row, then mask, then +1e-8 in the denominator."""
     x = torch.tensor([[0.0, 1.0, 30.0, 2.0], [3.0, 3.0, 0.0, 1.0]])
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
     e0 = [math.exp(-30), math.exp(-29)]  # row max 30 sits outside the mask: the block keeps e^-30, e^-29

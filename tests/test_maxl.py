@@ -159,8 +159,8 @@ def test_meta_step_moves_only_the_label_network(small_config, method, order):
 @pytest.mark.parametrize("order", [2, 1])
 def test_meta_step_descends_the_lookahead_loss_and_ascends_the_label_entropy(small_config, order):
     """`meta_step` itself, not only `meta_objective`: its label-network update is one SGD step
-    φ ← φ − lr (∇φ J + wd φ) on J = L_pri(θ⁺) − w H(p̄_φ) (SPEC §4: + w·(−H)), each term's gradient
-    taken here by autograd. Between entropy weights 0 and w the update differs by exactly
+    φ ← φ − lr (∇φ J + wd φ) on J = L_pri(θ⁺) − w H(p̄_φ) (docs/method.md §4: + w·(−H)),
+    each term's gradient taken here by autograd. Between entropy weights 0 and w the update differs by exactly
     +lr w ∇φ H, an ascent on the batch entropy, which a step at w leaves higher than a step at 0.
     order 1: MAXL's first-order update, whose entropy term has no gradient, ignores w."""
     trainer, maxl = build_run(small_config(method="maxl", maxl={"order": order}, train_size=200, width=0.0625))

@@ -158,14 +158,14 @@ def test_broadcast_erratum_builds_targets_from_batch_positions():
 
 
 def authors_mask_softmax_reference(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The authors' utils/masked_softmax.py, row by row in float64 (SPEC §6 note on erratum 4):
+    """The authors' utils/masked_softmax.py, row by row in float64 (docs/method.md §6 note on erratum 4):
     exp(x - max over the WHOLE row) * mask / (sum of that * mask + 1e-8)."""
     e = np.exp(x - x.max(axis=1, keepdims=True)) * mask
     return e / (e.sum(axis=1, keepdims=True) + 1e-8)
 
 
 def test_broadcast_erratum_at_k_equals_b_100_has_the_authors_row_max_numerics():
-    """SPEC §6.4 as it ran: cifar100-20, K = B = 100, integer actions 0..99 as one row of logits.
+    """docs/method.md §6.4 as it ran: cifar100-20, K = B = 100, integer actions 0..99 as one row of logits.
     A block whose actions sit far below the row's maximum keeps almost no target mass (a per-block
     max would give it mass 1), and the +1e-8 makes a block 18 below the maximum lose a quarter of
     its mass (without it: 1). Under a uniform policy: mean mass ~0.65, a quarter of samples < 0.01."""
@@ -214,7 +214,7 @@ def reward_batch(trainer, epoch):
 
 @pytest.mark.parametrize("target", ["masked", "in-block"])
 def test_reward_is_minus_focal_loss_plus_entropy_of_the_policys_mean_distribution(make_trainer, target):
-    """Paper (SPEC §6.11-6.12): focal primary loss; p_bar = mean over the reward images of the
+    """Paper (docs/method.md §6.11-6.12): focal primary loss; p_bar = mean over the reward images of the
     block-masked policy, computed here from the policy's raw logits, not through SB3's distribution."""
     trainer = make_trainer(method="rl", rl={"target": target})
     method = rl_method(trainer)
@@ -526,7 +526,7 @@ def test_train_agent_epoch_leaves_the_canonical_network_unchanged(make_trainer):
 
 
 def test_authors_agent_errata_leave_a_near_uniform_policy(make_trainer):
-    """SPEC §6.1/6.3: untrained default-init heads on softmax features keep every logit within
+    """docs/method.md §6.1/6.3: untrained default-init heads on softmax features keep every logit within
     +-0.125 (|w|, |b| <= 1/16 and the features sum to 1), even after PPO trained the encoder."""
     errata = dict(
         frozen_heads=True, scalar_value=True, softmax_features=True, softmax_reward=True, weight_scale_8w3=True

@@ -1,4 +1,4 @@
-"""MAXL and WA-MAXL (Liu et al. 2019; SPEC §4): a label network trained by meta-gradients.
+"""MAXL and WA-MAXL (Liu et al. 2019; docs/method.md §4): a label network trained by meta-gradients.
 
 Each epoch the loop's main pass trains the main network θ on the label network's soft
 auxiliary targets; then `after_epoch` runs MAXL's meta pass, a second full pass over the
@@ -117,14 +117,14 @@ def meta_objective(
 
 
 class MAXL(AuxMethod):
-    """MAXL (`maxl`) and WA-MAXL (`wa-maxl`) as one plug-in for the shared loop (SPEC §4).
+    """MAXL (`maxl`) and WA-MAXL (`wa-maxl`) as one plug-in for the shared loop (docs/method.md §4).
 
     maxl: each sample's auxiliary loss is weighted by λ = `lam` (the λ ablation runs through
     the same code); `maxl.lookahead_lambda_one` uses λ = 1 in the look-ahead only, as the
     authors' ablation did. wa-maxl: the label network's weight head gives w in (0, 1) and
     the factor 2^(10w−5) in [1/32, 32] replaces λ; w learns only through the meta-gradient
     (differentiable in the look-ahead, detached in the main pass). With
-    `errata.batch_mean_weights` (SPEC §6.7) both passes apply the factors as the authors'
+    `errata.batch_mean_weights` (docs/method.md §6.7) both passes apply the factors as the authors'
     code did, one batch multiplier mean(loss)·mean(factor), via `total_loss`.
 
     Logged per epoch: maxl/label_entropy (mean H(p̄) of the meta pass), maxl/meta_loss (mean

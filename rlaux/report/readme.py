@@ -540,7 +540,7 @@ def cost_section(runs: pd.DataFrame) -> str:
     text = (
         "## Cost\n\nWall-clock seconds per training epoch (a run's mean over its steady epochs: the first epoch's "
         "warm-up is left out; the median over seeds, so that a run slowed by other work on the machine does not "
-        "move it), and the ratio to the single-task experiment on the same dataset (SPEC §8: the "
+        "move it), and the ratio to the single-task experiment on the same dataset (docs/method.md §8: the "
         "authors' designs cost about 8–10x (MAXL) and 13–14x (RL-AUX) a single-task epoch).\n\n"
     )
     if table.empty:

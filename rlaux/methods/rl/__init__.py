@@ -1,4 +1,4 @@
-"""RL-AUX and WA-RL (SPEC §5): a PPO agent labels each training image for an auxiliary task.
+"""RL-AUX and WA-RL (docs/method.md §5): a PPO agent labels each training image for an auxiliary task.
 
 `actions` (what an action means), `env` (the Gymnasium env), `registration` (`make_env`, the
 entry point of `rlaux/AuxTask-v0`, which `import rlaux` registers), `agent` (SB3 PPO on a

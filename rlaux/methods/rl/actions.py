@@ -1,20 +1,20 @@
-"""What an agent's action means: the auxiliary target and weight it gives one image (SPEC §5).
+"""What an agent's action means: the auxiliary target and weight it gives one image (docs/method.md §5).
 
 One action labels one training image. Its first component picks the auxiliary label;
 WA-RL adds a second component, a weight bin b in 0..bins-1, read as w = b / (bins - 1)
-and turned into the loss factor 2^(10w - 5) (SPEC §5; errata.weight_scale_8w3: 2^(8w - 3)).
+and turned into the loss factor 2^(10w - 5) (docs/method.md §5; errata.weight_scale_8w3: 2^(8w - 3)).
 
 Label semantics:
 
-* ``rl.target: masked`` (default, the paper's text, SPEC §6.10): the action is an auxiliary
+* ``rl.target: masked`` (default, the paper's text, docs/method.md §6.10): the action is an auxiliary
   class in 0..K-1, the policy is masked to the sample's primary block (the env supplies the
   block as an action mask; y is not observed), and the chosen class is the hard target.
 * ``rl.target: in-block``: the action is a subclass rank in 0..psi-1 and the target is the
   hard label psi*y + a; no mask is needed, as no action lies outside the block.
-* ``errata.unmasked_soft_targets`` (SPEC §6.10): the authors' code after 2025-04-25. No mask;
+* ``errata.unmasked_soft_targets`` (docs/method.md §6.10): the authors' code after 2025-04-25. No mask;
   the target is the authors' masked softmax of the action's one-hot over the block: 0.405 on
   an in-block pick and 0.149 on the others, uniform over the block for an out-of-block pick.
-* ``errata.broadcast_targets`` (SPEC §6.4): the authors' earlier CIFAR-100-20 code, where the
+* ``errata.broadcast_targets`` (docs/method.md §6.4): the authors' earlier CIFAR-100-20 code, where the
   masked softmax took the batch's integer actions as one row of logits.
 """
 
@@ -52,7 +52,7 @@ class ActionCodec:
         if self.broadcast and cfg.batch_size != self.num_aux:
             raise ValueError(
                 f"errata.broadcast_targets reproduces a bug that only runs when K = batch_size "
-                f"(SPEC §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, batch_size={cfg.batch_size}"
+                f"(docs/method.md §6.4: K = B = 100 on cifar100-20); got K={self.num_aux}, batch_size={cfg.batch_size}"
             )
 
     @property
@@ -117,7 +117,7 @@ class ActionCodec:
         return AuxTargets(self.aux_class(labels, y), weight)
 
     def _broadcast(self, labels: Tensor, y: Tensor) -> Tensor:
-        """SPEC §6.4: the authors' masked softmax of the (B,) integer actions against a (B, K) mask
+        """docs/method.md §6.4: the authors' masked softmax of the (B,) integer actions against a (B, K) mask
         broadcast the actions along the class axis, so sample i's target over class k comes from
         the *action of the sample at batch position k*, with their row-max numerics."""
         if len(labels) != self.num_aux:

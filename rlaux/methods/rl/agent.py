@@ -1,11 +1,11 @@
-"""The RL-AUX agent: sb3-contrib's MaskablePPO on a VGG16 image encoder (SPEC §5).
+"""The RL-AUX agent: sb3-contrib's MaskablePPO on a VGG16 image encoder (docs/method.md §5).
 
 MaskablePPO is SB3's PPO with invalid-action masking in rollouts, in the update's
 log-probabilities and entropy, and in deterministic actions: the env supplies each image's
 primary block as its action mask (`ActionCodec.action_masks`). The policy is sb3-contrib's
 `MaskableActorCriticPolicy` with `net_arch=[]`, so its own heads are the paper's: action head
 Linear(feature_dim, K [+ bins]) and value head Linear(feature_dim, 1), both built before the
-optimiser, so every parameter is trained. The errata switches (SPEC §6.1-6.3) rebuild the
+optimiser, so every parameter is trained. The errata switches (docs/method.md §6.1-6.3) rebuild the
 authors' agent piece by piece.
 """
 
@@ -50,7 +50,7 @@ class VGGFeatures(BaseFeaturesExtractor):
     """VGG16-BN trunk (the main network's, same width) -> `features_dim` features.
 
     Default: Linear + ReLU, a free embedding as in SB3's NatureCNN. errata.softmax_features
-    (SPEC §6.3): the authors took a whole VGG16 and used its primary head's softmax output
+    (docs/method.md §6.3): the authors took a whole VGG16 and used its primary head's softmax output
     (Linear-ReLU-Linear-Softmax), so the features are bounded probabilities.
     """
 
@@ -72,7 +72,7 @@ class VGGFeatures(BaseFeaturesExtractor):
 
 
 class BatchMeanValue(nn.Module):
-    """errata.scalar_value (SPEC §6.2): the authors' value head averaged its output over the
+    """errata.scalar_value (docs/method.md §6.2): the authors' value head averaged its output over the
     minibatch, so in a PPO update the critic is one scalar for all samples. Their rollouts
     fed one image at a time, where that mean is the sample's own value; so the mean is taken
     in training mode only, and batched rollouts see what the authors' rollouts saw."""
@@ -89,9 +89,9 @@ class BatchMeanValue(nn.Module):
 class AuxPolicy(MaskableActorCriticPolicy):
     """`MaskableActorCriticPolicy` plus the authors' head errata.
 
-    :param frozen_heads: SPEC §6.1: action and value heads are replaced after SB3 built the
+    :param frozen_heads: docs/method.md §6.1: action and value heads are replaced after SB3 built the
         optimiser, so they are never trained; the replacements keep PyTorch's default init.
-    :param scalar_value: SPEC §6.2: the value head averages over the minibatch.
+    :param scalar_value: docs/method.md §6.2: the value head averages over the minibatch.
     """
 
     def __init__(
@@ -194,15 +194,16 @@ class AuxPPO(MaskablePPO):
 
 
 def default_n_steps(cfg: TrainConfig) -> int:
-    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (SPEC §5); one batch with rl.credit batch
-    or sample."""
+    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (docs/method.md §5); one batch with
+    rl.credit batch or sample."""
     if cfg.rl.credit != "paper":
         return cfg.batch_size
     return cfg.rl.n_steps or (79 if cfg.dataset == "cifar100-20" else 100)
 
 
 def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device) -> AuxPPO:
-    """PPO on `env` with the paper's hyperparameters (SPEC §5), seeded from cfg.seed; SB3 defaults otherwise."""
+    """PPO on `env` with the paper's hyperparameters (docs/method.md §5), seeded from cfg.seed; SB3 defaults
+    otherwise."""
     rl, errata = cfg.rl, cfg.errata
     policy_kwargs = dict(
         net_arch=[],

@@ -2,7 +2,7 @@
 
 Observations never depend on actions (the next image is the next image of the epoch,
 whatever the label), so labelling a whole batch in one policy forward pass gives the same
-rollout distribution as one image per env step (SPEC §8). `BatchedCollector` does that;
+rollout distribution as one image per env step (docs/method.md §8). `BatchedCollector` does that;
 `EnvCollector` runs the literal env loop (`MaskablePPO.learn`) for comparison.
 
 Both run the same number of steps per agent epoch, a whole number of rollouts

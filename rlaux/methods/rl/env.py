@@ -1,4 +1,4 @@
-"""The RL-AUX environment: label training images, watch the main network learn (SPEC §5).
+"""The RL-AUX environment: label training images, watch the main network learn (docs/method.md §5).
 
 An observation is one augmented, normalised training image (its primary label is not
 observed); an action labels it (`actions.ActionCodec`), and `action_masks()` gives the
@@ -159,7 +159,8 @@ class Sandbox:
         targets: AuxTargets,
         bonus: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """-primary loss of `model` on (x, y) + entropy bonus (SPEC §5, §6.11-6.12); `bonus`: its precomputed value.
+        """-primary loss of `model` on (x, y) + entropy bonus (docs/method.md §5, §6.11-6.12); `bonus`: its
+        precomputed value.
 
         The loss is the training loss, focal (errata.softmax_reward: the authors' cross-entropy
         on softmax outputs). The bonus is H of the policy's mean label distribution over the
@@ -240,7 +241,7 @@ class AuxTaskEnv(gym.Env):
 
     `rl.reset = "batch"` is the reset ablation (paper A.2): each batch is one episode and
     starts again from the canonical network, the batches still visited in the epoch's
-    order. errata.reset_replays_first_batch (SPEC §6.8) reproduces the authors' version,
+    order. errata.reset_replays_first_batch (docs/method.md §6.8) reproduces the authors' version,
     whose reset re-seeded the loader, so every episode replays the epoch's first batch.
     """
 
@@ -274,7 +275,7 @@ class AuxTaskEnv(gym.Env):
                 yield iter([batch])
 
     def attach_policy(self, policy: MaskableActorCriticPolicy) -> None:
-        """The agent whose label distribution the reward's entropy term measures (SPEC §6.11)."""
+        """The agent whose label distribution the reward's entropy term measures (docs/method.md §6.11)."""
         self.sandbox.agent_policy = policy
 
     def action_masks(self) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""RL-AUX and WA-RL as a plug-in method: a PPO agent labels every training image (SPEC §5).
+"""RL-AUX and WA-RL as a plug-in method: a PPO agent labels every training image (docs/method.md §5).
 
 Each epoch of the loop alternates the paper's two modes over the same batch order:
 
