@@ -132,7 +132,7 @@ def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
     changed = run_identity.changed_fields(old, new)
     if changed:
         raise CheckpointMismatch(
-            f"cannot resume {out}: it holds a finished run with different {', '.join(changed)}; "
+            f"cannot resume {out}: it holds a finished run with different {run_identity.explain(old, new, changed)}; "
             f"use a new --out, or --overwrite instead of --resume to start over"
         )
     return metrics
@@ -194,7 +194,8 @@ def read(path: Path, cfg: TrainConfig | None = None, map_location: Any = "cpu", 
         if changed:
             raise CheckpointMismatch(
                 f"cannot resume {path.parent}: its checkpoint was written with different "
-                f"{', '.join(changed)}; use a new --out, or --overwrite instead of --resume to start over"
+                f"{run_identity.explain(old, cfg.snapshot(), changed)}; use a new --out, or --overwrite instead of "
+                f"--resume to start over"
             )
     return state
 
@@ -256,7 +257,7 @@ def _check_config_file(out: Path, cfg: TrainConfig) -> None:
         raise CheckpointError(one_line(f"{out / CONFIG} is not a run's config ({err}); {_fix(out)}")) from None
     if changed:
         raise CheckpointMismatch(
-            f"cannot resume {out}: its {CONFIG} was written with different {', '.join(changed)}; "
+            f"cannot resume {out}: its {CONFIG} was written with different {run_identity.explain(old, cfg.snapshot(), changed)}; "
             f"use a new --out, or --overwrite instead of --resume to start over"
         )
 

@@ -33,12 +33,21 @@ class DatasetFacts:
     """Images in the official training split: a run on a tenth of it or less is called a slice."""
     human_task: bool = False
     """It has human auxiliary labels (the `human` method and its claims)."""
+    human_psi: int = 5
+    """Human auxiliary classes per primary class (the `human` method needs psi equal to it)."""
+    paper: bool = True
+    """One of the paper's datasets: the paper's claims apply to it. False for the suite's own controls."""
 
 
 DATASET_FACTS: dict[str, DatasetFacts] = {
     "cifar100-20": DatasetFacts(20, "CIFAR-100-20", "c100", 50_000, human_task=True),
     "cifar10": DatasetFacts(10, "CIFAR-10", "c10", 50_000),
     "svhn": DatasetFacts(10, "SVHN", "svhn", 73_257),
+    # the suite's control, not one of the paper's datasets: CIFAR-10's classes in 5 pairs of unrelated classes
+    # (rlaux.data.CIFAR10_PAIRS) as the primary task, the 10 classes as the human auxiliary task (psi = 2)
+    "cifar10-pairs": DatasetFacts(
+        5, "CIFAR-10 pairs (control)", "pairs", 50_000, human_task=True, human_psi=2, paper=False
+    ),
 }
 """Adding a dataset: a row here, its loader in `rlaux.data.DATASETS`, its experiments in params.yaml."""
 
@@ -212,7 +221,11 @@ class TrainConfig(_Strict):
     batch_size: int = Field(100, gt=0)
     """Training batch size of the main network."""
     lr: float = Field(0.01, gt=0)
-    """Main network's SGD learning rate (no momentum, no weight decay)."""
+    """Main network's SGD learning rate (no weight decay)."""
+    momentum: float = Field(0.0, ge=0, lt=1)
+    """Main network's SGD momentum. 0 = the paper's plain SGD; a settled recipe for reduced-compute cells (a network
+    that stops improving within the epochs a CPU affords) is a declared deviation. MAXL's look-ahead and RL-AUX's
+    sandbox step stay plain SGD steps, as in the paper."""
     lr_step: int = Field(50, gt=0)
     """StepLR: the learning rate is multiplied by lr_gamma every lr_step epochs."""
     lr_gamma: float = Field(0.5, gt=0, le=1)
@@ -241,6 +254,10 @@ class TrainConfig(_Strict):
     offline_subsets: bool = True
     """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
     off, so a paper run can never train on a subset by accident)."""
+    data_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    """The data the run reads, by content: the sha256 of its `.npz` file, or of the md5 list torchvision checks its
+    official files against (`rlaux.data_source`). None: resolved from the data root when the run starts or its plan
+    is written, and recorded in config.json; set: a data root holding other data is refused."""
     device: DeviceName = "auto"
     """auto (CUDA when present), cpu or cuda (refused with one line where CUDA is not usable); the first
     GPU the run can see (`rlaux dispatch`: the one Ray gave it)."""
@@ -276,8 +293,12 @@ class TrainConfig(_Strict):
                 f"method 'human' needs human auxiliary labels; dataset {self.dataset!r} has none "
                 f"(use dataset {with_labels})"
             )
-        if self.method == "human" and self.psi != 5:
-            raise ValueError(f"method 'human' uses the 5 fine classes per superclass; set psi to 5, not {self.psi}")
+        human_psi = DATASET_FACTS[self.dataset].human_psi
+        if self.method == "human" and self.psi != human_psi:
+            raise ValueError(
+                f"method 'human' uses the {human_psi} human classes per primary class of {self.dataset!r}; "
+                f"set psi to {human_psi}, not {self.psi}"
+            )
         k = self.psi * DATASET_FACTS[self.dataset].num_classes
         if self.errata.broadcast_targets and (self.method not in RL_METHODS or self.batch_size != k):
             raise ValueError(

@@ -9,6 +9,7 @@ whole split fits on the device and batches are slices of a permutation.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import pickle
 import shutil
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from torchvision import datasets as tvd
 from torchvision.datasets.utils import check_integrity
 
 from rlaux.config import DATA_ENV_VAR, DATASET_FACTS, TrainConfig
+from rlaux.data_source import npz_file
 from rlaux.errors import ConfigError, DataFileError, DatasetNotFoundError, one_line
 
 
@@ -30,19 +32,26 @@ from rlaux.errors import ConfigError, DataFileError, DatasetNotFoundError, one_l
 class Split:
     x: Tensor  # uint8 (N, 3, 32, 32)
     y: Tensor  # int64 primary labels
-    aux: Tensor | None  # int64 human auxiliary labels in block order (5*y + rank), if any
+    aux: Tensor | None  # int64 human auxiliary labels in block order (psi*y + rank), if any
+    index: Tensor | None = None  # each image's position in the file's split (recorded as a hash: what a run read)
 
     def __len__(self) -> int:
         return len(self.y)
 
     def take(self, idx: Tensor) -> Split:
-        return Split(self.x[idx], self.y[idx], None if self.aux is None else self.aux[idx])
+        index = idx if self.index is None else self.index[idx]
+        return Split(self.x[idx], self.y[idx], None if self.aux is None else self.aux[idx], index)
 
     def to(self, device: torch.device | str) -> Split:
         def move(t):
             return None if t is None else t.to(device)
 
-        return Split(move(self.x), move(self.y), move(self.aux))
+        return Split(move(self.x), move(self.y), move(self.aux), move(self.index))
+
+    def index_sha256(self) -> str:
+        """sha256 of the int64 positions of these images in their file's split (all of it when never subset)."""
+        index = torch.arange(len(self)) if self.index is None else self.index
+        return hashlib.sha256(index.cpu().to(torch.int64).numpy().tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,6 @@ def _split(x: np.ndarray, y, aux=None, channels_last: bool = True) -> Split:
         return None if a is None else torch.as_tensor(np.asarray(a), dtype=torch.int64)
 
     return Split(xt, to_long(y), to_long(aux))
-
-
-def _find_npz(root: Path, name: str) -> Path | None:
-    for p in (root / "subsets" / f"{name}.npz", root / f"{name}.npz"):
-        if p.is_file():
-            return p
-    return None
 
 
 def _expected_files(factory: Any, root: Path, kw: dict) -> list[tuple[Path, str]]:
@@ -251,8 +253,8 @@ def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
 
 
 def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
-    npz = _find_npz(root, "cifar10") if subsets else None
-    if npz is not None and not (root / "cifar-10-batches-py" / "data_batch_1").exists():
+    npz = npz_file("cifar10", root, subsets)
+    if npz is not None:
         d = read_npz(npz, "cifar10")
         return _split(d["x_train"], d["y_train"]), _split(d["x_test"], d["y_test"])
     tr, te = (_torchvision(tvd.CIFAR10, root, download, "cifar10", train=t) for t in (True, False))
@@ -261,8 +263,8 @@ def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Spl
 
 def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
     """Primary = the 20 superclasses; human auxiliary task = the 100 fine classes, 5 per superclass."""
-    npz = _find_npz(root, "cifar100") if subsets else None
-    if npz is not None and not (root / "cifar-100-python" / "train").exists():
+    npz = npz_file("cifar100-20", root, subsets)
+    if npz is not None:
         d = read_npz(npz, "cifar100")
         parts = [(d[f"x_{s}"], d[f"y_{s}"], d[f"y_{s}_coarse"]) for s in ("train", "test")]
     else:
@@ -279,6 +281,28 @@ def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split,
     return train_split, test_split
 
 
+CIFAR10_PAIRS = ((0, 3), (1, 4), (2, 7), (5, 8), (6, 9))
+"""cifar10-pairs' primary classes, declared once: CIFAR-10 classes paired across the animal/vehicle divide
+(airplane+cat, automobile+deer, bird+horse, dog+ship, frog+truck), so a pair shares little but its label and the
+10 classes are a known useful auxiliary task."""
+
+
+def _load_cifar10_pairs(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+    """Primary = the pair of a CIFAR-10 image's class; human auxiliary task = its class, in block order (psi = 2)."""
+    pair_of = np.empty(10, dtype=np.int64)
+    for pair, classes in enumerate(CIFAR10_PAIRS):
+        pair_of[list(classes)] = pair
+    fine = np.arange(10)
+    aux_of = block_order(fine, pair_of, psi=2)  # class -> 2 * pair + rank in the pair
+    pair_t, aux_t = torch.from_numpy(pair_of), torch.from_numpy(aux_of)
+
+    def regroup(split: Split) -> Split:
+        return Split(split.x, pair_t[split.y], aux_t[split.y], split.index)
+
+    train, test = _load_cifar10(root, download, subsets)
+    return regroup(train), regroup(test)
+
+
 def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
     tr, te = (_torchvision(tvd.SVHN, root, download, "svhn", split=s) for s in ("train", "test"))
     return _split(tr.data, tr.labels, channels_last=False), _split(te.data, te.labels, channels_last=False)
@@ -291,6 +315,9 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
     "cifar10": DatasetInfo(
         num_classes=DATASET_FACTS["cifar10"].num_classes, flip=True, load=_load_cifar10, **CIFAR_NORM
+    ),
+    "cifar10-pairs": DatasetInfo(
+        num_classes=DATASET_FACTS["cifar10-pairs"].num_classes, flip=True, load=_load_cifar10_pairs, **CIFAR_NORM
     ),
     "svhn": DatasetInfo(
         num_classes=DATASET_FACTS["svhn"].num_classes,

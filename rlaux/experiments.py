@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rlaux import run_identity
+from rlaux import data_source, run_identity
 from rlaux.config import DatasetName, TrainConfig, build_config, read_yaml
 from rlaux.errors import CheckpointMismatch, ConfigError, one_line
 from rlaux.io import write_json
@@ -107,13 +107,14 @@ class Params(BaseModel):
         }
 
     def run_config(self, exp_id: str, seed: int) -> TrainConfig | None:
-        """The run's validated config, or None when the active profile does not run it."""
+        """The run's validated config with the data it reads (`data_sha256`), or None when the active profile does
+        not run it."""
         exp = self.experiments[exp_id]
         dataset, only = exp.get("dataset"), self.active.only
         if dataset not in self.active.datasets or seed not in self.seeds() or (only is not None and exp_id not in only):
             return None
         try:
-            return build_config(
+            cfg = build_config(
                 self.active.settings,
                 self.active.datasets[dataset],
                 exp,
@@ -121,6 +122,7 @@ class Params(BaseModel):
             )
         except ConfigError as err:
             raise ConfigError(f"experiment {exp_id!r} (profile {self.profile!r}): {err}") from None
+        return data_source.resolve(cfg)  # the data read is part of the run
 
     def active_runs(self) -> list[tuple[str, int, TrainConfig]]:
         runs = []

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from rlaux import checkpoint, evaluation
+from rlaux import checkpoint, data_source, evaluation
 from rlaux.config import TrainConfig
 from rlaux.data import Splits
 from rlaux.errors import CheckpointError, ConfigError
@@ -48,6 +48,20 @@ def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, fl
     return row
 
 
+def data_record(cfg: TrainConfig, data: Splits) -> dict:
+    """What the run read: its file and the file's sha256 (None for data handed in memory), and a hash of the
+    selected images' positions in each split."""
+    source = (
+        data_source.locate(cfg.dataset, cfg.data_root, cfg.offline_subsets).file
+        if cfg.data_sha256 is not None
+        else None
+    )
+    return {"file": source, "sha256": cfg.data_sha256} | {
+        f"{name}_index_sha256": split.index_sha256()
+        for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
+    }
+
+
 def build_run(cfg: TrainConfig, data: Splits | None = None) -> tuple[Trainer, AuxMethod]:
     """The loop's state and the configured method, before anything is written."""
     trainer = Trainer.build(cfg, data)
@@ -72,6 +86,8 @@ def train(
         raise CheckpointError(f"--out {out} is a file, not a run directory; use another --out")
     if resume and overwrite:
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
+    if data is None:
+        cfg = data_source.resolve(cfg)  # the data it reads is part of the run (before any comparison)
     if not resume:
         checkpoint.check_new_run(out, cfg, overwrite)
     if resume and (done := checkpoint.finished(out, cfg)) is not None:
@@ -87,6 +103,7 @@ def train(
         checkpoint.clear(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", cfg.snapshot())
+    write_json(out / "data.json", data_record(cfg, trainer.data))
 
     epochs = tqdm(
         range(start, cfg.epochs),

@@ -102,11 +102,17 @@ def test_a_field_added_later_at_its_default_keeps_the_committed_run():
 
     new = build_config(dict(method="rl")).snapshot()
     old = {k: (dict(v) if isinstance(v, dict) else v) for k, v in new.items()}
-    for section, leaf in OPTIONAL_FIELDS:
-        del old[section][leaf]
+    for *parents, leaf in OPTIONAL_FIELDS:
+        section = old
+        for key in parents:
+            section = section[key]
+        del section[leaf]
     assert changed_fields(old, new) == [] and identity(old) == identity(new)
     batch = build_config(dict(method="rl", rl={"credit": "batch"})).snapshot()
     assert changed_fields(old, batch) == ["rl"] and identity(batch)["rl"]["credit"] == "batch"
     assert "credit" in new["rl"]  # identity copies, it never edits the caller's snapshot
-    for (section, leaf), default in OPTIONAL_FIELDS.items():
-        assert new[section][leaf] == default
+    for (*parents, leaf), default in OPTIONAL_FIELDS.items():
+        section = new
+        for key in parents:
+            section = section[key]
+        assert section[leaf] == default
