@@ -60,7 +60,7 @@ class DatasetInfo:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     flip: bool
-    load: Callable[[Path, bool, bool], tuple[Split, Split]]  # (root, download, offline_subsets)
+    load: Callable[[Path, bool, Path | None], tuple[Split, Split]]  # (root, download, the .npz to read or None)
 
 
 @dataclass(frozen=True)
@@ -252,8 +252,7 @@ def block_order(fine: np.ndarray, coarse: np.ndarray, psi: int) -> np.ndarray:
     return np.vectorize(rank.__getitem__)(fine)
 
 
-def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
-    npz = npz_file("cifar10", root, subsets)
+def _load_cifar10(root: Path, download: bool, npz: Path | None) -> tuple[Split, Split]:
     if npz is not None:
         d = read_npz(npz, "cifar10")
         return _split(d["x_train"], d["y_train"]), _split(d["x_test"], d["y_test"])
@@ -261,9 +260,8 @@ def _load_cifar10(root: Path, download: bool, subsets: bool) -> tuple[Split, Spl
     return _split(tr.data, tr.targets), _split(te.data, te.targets)
 
 
-def _load_cifar100_20(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+def _load_cifar100_20(root: Path, download: bool, npz: Path | None) -> tuple[Split, Split]:
     """Primary = the 20 superclasses; human auxiliary task = the 100 fine classes, 5 per superclass."""
-    npz = npz_file("cifar100-20", root, subsets)
     if npz is not None:
         d = read_npz(npz, "cifar100")
         parts = [(d[f"x_{s}"], d[f"y_{s}"], d[f"y_{s}_coarse"]) for s in ("train", "test")]
@@ -287,7 +285,7 @@ CIFAR10_PAIRS = ((0, 3), (1, 4), (2, 7), (5, 8), (6, 9))
 10 classes are a known useful auxiliary task."""
 
 
-def _load_cifar10_pairs(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+def _load_cifar10_pairs(root: Path, download: bool, npz: Path | None) -> tuple[Split, Split]:
     """Primary = the pair of a CIFAR-10 image's class; human auxiliary task = its class, in block order (psi = 2)."""
     pair_of = np.empty(10, dtype=np.int64)
     for pair, classes in enumerate(CIFAR10_PAIRS):
@@ -299,11 +297,11 @@ def _load_cifar10_pairs(root: Path, download: bool, subsets: bool) -> tuple[Spli
     def regroup(split: Split) -> Split:
         return Split(split.x, pair_t[split.y], aux_t[split.y], split.index)
 
-    train, test = _load_cifar10(root, download, subsets)
+    train, test = _load_cifar10(root, download, npz)
     return regroup(train), regroup(test)
 
 
-def _load_svhn(root: Path, download: bool, subsets: bool) -> tuple[Split, Split]:
+def _load_svhn(root: Path, download: bool, npz: Path | None) -> tuple[Split, Split]:
     tr, te = (_torchvision(tvd.SVHN, root, download, "svhn", split=s) for s in ("train", "test"))
     return _split(tr.data, tr.labels, channels_last=False), _split(te.data, te.labels, channels_last=False)
 
@@ -355,7 +353,7 @@ def load_splits(cfg: TrainConfig) -> Splits:
             f"data root {root} is a file, not a folder; point --data-root (or ${DATA_ENV_VAR}) "
             f"at the folder that holds the datasets"
         )
-    train, test = info.load(root, cfg.download, cfg.offline_subsets)
+    train, test = info.load(root, cfg.download, npz_file(cfg.dataset, root, cfg.offline_subsets, cfg.data_sha256))
     for key, split, size in (("train_size", train, cfg.train_size), ("test_size", test, cfg.test_size)):
         if size is not None and size > len(split):
             raise ConfigError(

@@ -45,15 +45,28 @@ class DataSource:
         return f"{self.file} (sha256 {self.sha256[:12]}…)"
 
 
-def npz_file(dataset: str, root: Path, offline_subsets: bool) -> Path | None:
-    """The offline archive the loader reads, or None when it reads torchvision's files: an archive is read when
-    `offline_subsets` is on, one exists, and torchvision's files for the dataset are absent."""
+def _candidates(dataset: str, root: Path) -> list[Path]:
+    """The offline archives a dataset may read under a data root, in order of preference: the offline subsets, an
+    archive at the top, and `full/` (the complete sets; read when a profile pins one by its sha256)."""
     name = NPZ_NAME.get(dataset)
+    if name is None:
+        return []
+    return [
+        p
+        for p in (root / "subsets" / f"{name}.npz", root / f"{name}.npz", root / "full" / f"{name}.npz")
+        if p.is_file()
+    ]
+
+
+def npz_file(dataset: str, root: Path, offline_subsets: bool, sha256: str | None = None) -> Path | None:
+    """The offline archive the loader reads, or None when it reads torchvision's files. Unpinned (`sha256` None):
+    with `offline_subsets` on and torchvision's files absent, the first of `_candidates`. Pinned: the candidate with
+    that content (None when none has it, or when it is torchvision's files' digest)."""
     marker = TORCHVISION[dataset][1]
-    if not offline_subsets or name is None or (marker is not None and (root / marker).exists()):
+    if not offline_subsets or (sha256 is None and marker is not None and (root / marker).exists()):
         return None
-    for path in (root / "subsets" / f"{name}.npz", root / f"{name}.npz"):
-        if path.is_file():
+    for path in _candidates(dataset, root):
+        if sha256 is None or file_sha256(path) == sha256:
             return path
     return None
 
@@ -85,20 +98,32 @@ def _torchvision_digest(cls_name: str) -> str:
     return hashlib.sha256(json.dumps([list(pair) for pair in listed]).encode()).hexdigest()
 
 
-def locate(dataset: str, root: Path, offline_subsets: bool) -> DataSource:
-    """The data a run of `dataset` reads under `root`. A missing dataset is the loader's error to raise (with its
-    download); here it is named by torchvision's checksums, the files it would read."""
-    npz = npz_file(dataset, Path(root), offline_subsets)
+def locate(dataset: str, root: Path, offline_subsets: bool, sha256: str | None = None) -> DataSource:
+    """The data a run of `dataset` reads under `root` (pinned to `sha256` when given). A missing dataset is the
+    loader's error to raise (with its download); here it is named by torchvision's checksums, the files it would
+    read."""
+    root = Path(root)
+    npz = npz_file(dataset, root, offline_subsets, sha256)
     if npz is not None:
         return DataSource(str(npz), file_sha256(npz))
+    if sha256 is not None:  # pinned: an archive elsewhere under the root is not this run's data
+        found = [DataSource(str(p), file_sha256(p)).describe() for p in _candidates(dataset, root)]
+        torchvision = DataSource(f"torchvision:{TORCHVISION[dataset][0]}", _torchvision_digest(TORCHVISION[dataset][0]))
+        if offline_subsets and torchvision.sha256 != sha256:
+            raise DataFileError(
+                f"the config pins data sha256 {sha256[:12]}… for {dataset!r}, but data root {root} holds "
+                f"{', '.join(found) or 'no offline archive for it'}; point --data-root at a folder holding the pinned "
+                f"data, or drop data_sha256 to run on this data (another run)"
+            )
+        return torchvision
     cls_name = TORCHVISION[dataset][0]
     return DataSource(f"torchvision:{cls_name}", _torchvision_digest(cls_name))
 
 
 def resolve(cfg: TrainConfig) -> TrainConfig:
-    """`cfg` with `data_sha256` set to the data its data root holds; a pinned digest that differs is refused,
-    naming both."""
-    source = locate(cfg.dataset, Path(cfg.data_root), cfg.offline_subsets)
+    """`cfg` with `data_sha256` set to the data it reads under its data root; a pinned digest that the data root
+    does not hold is refused, naming both."""
+    source = locate(cfg.dataset, Path(cfg.data_root), cfg.offline_subsets, cfg.data_sha256)
     if cfg.data_sha256 is not None and cfg.data_sha256 != source.sha256:
         raise DataFileError(
             f"the config pins data sha256 {cfg.data_sha256[:12]}…, but data root {cfg.data_root} holds "

@@ -18,6 +18,7 @@ profile (or another experiment) never invalidates a trained run of another.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rlaux import data_source, run_identity
-from rlaux.config import DatasetName, TrainConfig, build_config, read_yaml
+from rlaux.config import DATASET_FACTS, DatasetName, TrainConfig, build_config, read_yaml
 from rlaux.errors import CheckpointMismatch, ConfigError, one_line
 from rlaux.io import write_json
 
@@ -58,15 +59,44 @@ class Search(BaseModel):
     model_config = ConfigDict(extra="forbid")
     cells: list[str] = Field(min_length=1)
     task: str
+    """An experiment id, or a template whose "{p}" is each cell's dataset prefix ("{p}-human": the cells may span
+    datasets)."""
     baseline: str
     step_control: str
     metric: Literal["test_acc_best_val", "test_acc_last15"] = "test_acc_best_val"
     alpha: float = Field(0.05, gt=0, lt=1)
+    rule: Literal["screen", "both"] = "screen"
+    """screen (the first search): `task` beats `baseline` (p < alpha) and the mean `task` - `step_control` is above 0;
+    the first cell that holds is chosen and costlier cells are not run. both (the second): `task` beats `baseline`
+    AND `step_control`, one-sided paired t-tests Holm-adjusted across the two, each p < alpha, and the baseline has
+    settled (`settled_slope`); every cell runs, and the cheapest that holds is chosen."""
+    settled_slope: float | None = Field(None, gt=0)
+    """rule both: the baseline has settled when the mean over its seeds of each run's least-squares slope of test
+    accuracy over its last quarter of epochs is below this many pp per epoch."""
+    budget_cpu_hours: float | None = Field(None, gt=0)
+    """The search's budget: `cells` fit in it by `cost_cpu_hours`; `pruned` are the cells that did not, set aside
+    before any run."""
+    cost_cpu_hours: dict[str, float] = {}
+    """Each cell's cost, estimated before any of its runs (CPU-hours at one thread per run)."""
+    pruned: list[str] = []
+    """Cells of the registered grid left out before running: over `budget_cpu_hours` (reported, never run)."""
     confirmation: str | None = None
     """The confirmation profile, named once a cell is chosen (its settings are the chosen cell's)."""
     retest: list[str] = []
     """Profiles that re-test the mechanism at the most promising cell (largest mean `task` - `baseline`) when no
     cell holds; their settings must be that cell's."""
+
+    def arms(self, params: Params, profile: str) -> tuple[str, str, str]:
+        """(task, baseline, step_control) as experiment ids of `profile`: "{p}" becomes its dataset's prefix."""
+        datasets = list(params.profiles[profile].datasets)
+        prefix = DATASET_FACTS[datasets[0]].prefix if len(datasets) == 1 else None
+        arms = (self.task, self.baseline, self.step_control)
+        if prefix is None and any("{p}" in arm for arm in arms):
+            raise ConfigError(
+                f"profile {profile!r} runs datasets {datasets}: a search's arm template ({self.task!r}) needs one "
+                f"dataset per cell; give the cell one dataset, or name the arms' experiment ids"
+            )
+        return tuple(arm.replace("{p}", prefix or "") for arm in arms)  # type: ignore[return-value]
 
 
 class Params(BaseModel):
@@ -164,12 +194,23 @@ def load_params(path: Path = PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for name, search in params.searches.items():
-        for cell in [*search.cells, *([search.confirmation] if search.confirmation else []), *search.retest]:
+        cells = [*search.cells, *([search.confirmation] if search.confirmation else []), *search.retest]
+        for cell in [*cells, *search.pruned, *search.cost_cpu_hours]:
             if cell not in params.profiles:
                 raise ConfigError(f"{path}: searches.{name} names profile {cell!r}, which profiles lacks")
-        for arm in (search.task, search.baseline, search.step_control):
-            if arm not in params.experiments:
-                raise ConfigError(f"{path}: searches.{name} names experiment {arm!r}, which experiments lacks")
+        for cell in [*search.cells, *search.pruned]:
+            for arm in search.arms(params, cell):
+                if arm not in params.experiments:
+                    raise ConfigError(
+                        f"{path}: searches.{name} names experiment {arm!r} (cell {cell!r}), which experiments lacks"
+                    )
+        if search.budget_cpu_hours is not None:
+            registered = sum(search.cost_cpu_hours.get(cell, math.inf) for cell in search.cells)
+            if registered > search.budget_cpu_hours:
+                raise ConfigError(
+                    f"{path}: searches.{name}'s cells cost {registered:g} CPU-hours by cost_cpu_hours, over its "
+                    f"budget_cpu_hours {search.budget_cpu_hours:g}; prune cells (move them to `pruned`) before running"
+                )
     for exp_id, exp in params.experiments.items():
         if "." in exp_id or "@" in exp_id:
             raise ConfigError(
@@ -191,12 +232,12 @@ def plan_path(exp_id: str, plan_dir: Path = PLANS) -> Path:
 
 
 def write_plans(params: Params, plan_dir: Path = PLANS) -> list[Path]:
-    """One plan file per experiment (a train stage); unchanged files are not touched, stale ones removed."""
+    """One plan file per experiment (a train stage); unchanged files are not touched, stale ones removed. Every
+    plan is resolved before the first is written, and stale files go last, so a refusal changes no file."""
     plan_dir = Path(plan_dir)
+    plans = {plan_path(exp_id, plan_dir): params.plan(exp_id) for exp_id in params.experiments}
     paths = []
-    for exp_id in params.experiments:
-        path = plan_path(exp_id, plan_dir)
-        plan = params.plan(exp_id)
+    for path, plan in plans.items():
         if not path.is_file() or json.loads(path.read_text()) != plan:
             write_json(path, plan)
         paths.append(path)

@@ -52,7 +52,7 @@ def data_record(cfg: TrainConfig, data: Splits) -> dict:
     """What the run read: its file and the file's sha256 (None for data handed in memory), and a hash of the
     selected images' positions in each split."""
     source = (
-        data_source.locate(cfg.dataset, cfg.data_root, cfg.offline_subsets).file
+        data_source.locate(cfg.dataset, cfg.data_root, cfg.offline_subsets, cfg.data_sha256).file
         if cfg.data_sha256 is not None
         else None
     )

@@ -107,6 +107,23 @@ def test_adoption_and_plans_see_the_data(tmp_path, monkeypatch, one_thread):
     assert experiments._finished_run(moved, code) is None  # another run: the stage retrains it
 
 
+def test_a_profile_pins_the_complete_set_by_content_under_the_usual_data_root(data_root):
+    """The search's CIFAR-100 cells name the complete set by its sha256; the data root CI uses (slice in subsets/,
+    complete set in full/) then reads full/, and a root without it is refused, naming what it holds."""
+    full_sha = next(sha for sha, name in run_identity.KNOWN_DATA.items() if "complete CIFAR-100" in name)
+    if not (data_root / "full" / "cifar100.npz").is_file():
+        pytest.skip("the complete CIFAR-100 is not under the data root")
+    cfg = data_source.resolve(
+        build_config({"dataset": "cifar100-20", "data_root": str(data_root), "data_sha256": full_sha})
+    )
+    assert data_source.npz_file("cifar100-20", data_root, True, cfg.data_sha256) == data_root / "full" / "cifar100.npz"
+    assert data_source.npz_file("cifar100-20", data_root, True) == data_root / "subsets" / "cifar100.npz"
+    with pytest.raises(DataFileError, match=r"pins data sha256 37c87492753e.*holds .*subsets/cifar100\.npz"):
+        data_source.resolve(
+            build_config({"dataset": "cifar100-20", "data_root": str(data_root / "subsets"), "data_sha256": full_sha})
+        )
+
+
 def test_a_run_on_the_complete_cifar100_records_that_file(data_root, tmp_path, one_thread):
     full = data_root / "full"
     if not (full / "cifar100.npz").is_file():
