@@ -23,7 +23,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rlaux import data_source, run_identity
 from rlaux.config import DATASET_FACTS, DatasetName, TrainConfig, build_config, read_yaml
@@ -85,6 +85,12 @@ class Search(BaseModel):
     retest: list[str] = []
     """Profiles that re-test the mechanism at the most promising cell (largest mean `task` - `baseline`) when no
     cell holds; their settings must be that cell's."""
+
+    @model_validator(mode="after")
+    def _rule_is_complete(self) -> Search:
+        if self.rule == "both" and self.settled_slope is None:
+            raise ValueError("rule 'both' judges the baseline's settling: give settled_slope (pp per epoch)")
+        return self
 
     def arms(self, params: Params, profile: str) -> tuple[str, str, str]:
         """(task, baseline, step_control) as experiment ids of `profile`: "{p}" becomes its dataset's prefix."""

@@ -285,3 +285,66 @@ def test_the_report_reads_the_retest_beside_the_search_table(tmp_path):
         (tmp_path / "pc_agent.csv").write_text(empty, newline="")
         read = Retest.read(table)
         assert read is not None and list(read.claims.n) == [8] and read.agent.empty
+
+
+def test_the_second_rounds_rule_needs_both_differences_after_holm_and_a_settled_baseline(tmp_path, monkeypatch):
+    """Arms as templates over two datasets ("{p}-human"), p-values by hand (t with 2 degrees of freedom):
+    c100 (cheapest): human - single = human - single×2 = 1, 2, 3 (t = 2√3, p = 0.0371 each); Holm doubles the smaller
+    of two equal p: 0.0742 > 0.05, does not hold though each p is below 0.05.
+    rising: human - single = human - single×2 = 2, 3, 4 (t = 3√3, p = 1/2 - 3√3/(2√29) = 0.01755; Holm 0.0351 each)
+    but single's test accuracy still climbs 1 pp per epoch over its last quarter (epochs 3-4): not settled.
+    flat: the same differences, single flat over its last quarter (slope 0 < 0.5): holds, and is chosen.
+    pruned: never run, listed as pruned."""
+    monkeypatch.chdir(tmp_path)
+    raw = _raw(confirmation=None)
+    arms = dict(ARMS) | {
+        "pairs-human": {"dataset": "cifar10-pairs", "method": "human", "psi": 2},
+        "pairs-single": {"dataset": "cifar10-pairs", "method": "single", "psi": 2},
+        "pairs-single-scale2": {"dataset": "cifar10-pairs", "method": "single", "psi": 2, "primary_loss_scale": 2},
+    }
+    pairs_cell = {"seeds": 3, "seed_pool": [7, 8, 9], "datasets": {"cifar10-pairs": {}}, "only": list(arms)[3:]}
+    raw["experiments"] = arms
+    raw["profiles"] |= {"rising": pairs_cell, "flat": pairs_cell, "big": pairs_cell}
+    raw["searches"]["pc"] = {
+        "cells": ["cheap", "rising", "flat"],
+        "pruned": ["big"],
+        "task": "{p}-human",
+        "baseline": "{p}-single",
+        "step_control": "{p}-single-scale2",
+        "rule": "both",
+        "settled_slope": 0.5,
+        "budget_cpu_hours": 1.0,
+        "cost_cpu_hours": {"cheap": 0.2, "rising": 0.3, "flat": 0.4, "big": 2.0},
+    }
+    params = Params.model_validate(raw)
+    single = [10.0, 10.0, 10.0]
+    _write("cheap", [7, 8, 9], {"c100-human": [11.0, 12, 13], "c100-single": single, "c100-single-scale2": single})
+    for cell, last in (("rising", [9.0, 10.0]), ("flat", [10.0, 10.0])):
+        accs = {"pairs-human": [12.0, 13, 14], "pairs-single": single, "pairs-single-scale2": single}
+        _write(cell, [7, 8, 9], accs)
+        for seed in (7, 8, 9):
+            history = pd.DataFrame({"epoch": [1, 2, 3, 4], "test_acc": [5.0, 7.0, *last]})
+            history.to_csv(Path("runs", cell, "pairs-single", f"s{seed}", "history.csv"), index=False)
+    table = search_table(params, "pc").set_index("profile")
+    p_cheap, p_pairs = t2_upper_tail(2 * math.sqrt(3)), t2_upper_tail(3 * math.sqrt(3))
+    assert table.loc["cheap", "step_p"] == pytest.approx(p_cheap) and table.loc["cheap", "baseline_p"] < 0.05
+    assert table.loc["cheap", "baseline_p_holm"] == pytest.approx(2 * p_cheap)  # 0.0742
+    assert table.loc["cheap", "status"] == "does not hold"
+    assert table.loc["rising", "step_p_holm"] == pytest.approx(2 * p_pairs) and 2 * p_pairs < 0.05
+    assert table.loc["rising", "settling_slope"] == pytest.approx(1.0) and not table.loc["rising", "settled"]
+    assert table.loc["rising", "status"] == "does not hold"
+    assert table.loc["flat", "settling_slope"] == pytest.approx(0.0) and table.loc["flat", "status"] == "holds"
+    assert table.chosen.fillna(False).astype(bool).tolist() == [False, False, True, False]
+    assert table.loc["big", "stage"] == "pruned" and table.loc["big", "status"].startswith("pruned before running")
+    with pytest.raises(ConfigError, match="over its budget_cpu_hours 1; prune cells"):
+        (tmp_path / "params.yaml").write_text(
+            yaml.safe_dump(
+                raw
+                | {
+                    "searches": {
+                        "pc": raw["searches"]["pc"] | {"cells": ["cheap", "rising", "flat", "big"], "pruned": []}
+                    }
+                }
+            )
+        )
+        load_params(tmp_path / "params.yaml")

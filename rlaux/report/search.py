@@ -43,15 +43,33 @@ def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str
             per_epoch = json.loads(timing.read_text())["seconds_per_epoch"] if timing.is_file() else math.nan
             rows.append(
                 {"arm": exp_id, "seed": seed, metric: metrics[metric], "seconds": per_epoch * metrics["epochs"]}
+                | {"last_quarter_slope": last_quarter_slope(run)}
             )
     return pd.DataFrame(rows), planned
 
 
-def cell_tests(search: Search, table: pd.DataFrame) -> dict:
+def last_quarter_slope(run: Path) -> float:
+    """The run's least-squares slope of test accuracy (pp per epoch) over its last quarter of epochs (at least 2);
+    NaN for a run without its history."""
+    if not (run / "history.csv").is_file():
+        return math.nan
+    history = pd.read_csv(run / "history.csv")
+    last = history.tail(max(2, math.ceil(len(history) / 4)))
+    return float(np.polyfit(last.epoch.astype(float), last.test_acc.astype(float), 1)[0])  # 2 points: their slope
+
+
+def settledness(table: pd.DataFrame, arm: str) -> dict:
+    """The arm's last-quarter slope: mean over seeds with its 95% t-interval (the rule reads the mean)."""
+    m, h, _ = mean_ci(table[table.arm == arm].last_quarter_slope.astype(float).tolist())
+    return {"settling_slope": m, "settling_ci95_low": m - h, "settling_ci95_high": m + h}
+
+
+def cell_tests(search: Search, table: pd.DataFrame, arms: tuple[str, str, str]) -> dict:
     """task - baseline and task - step_control, paired over seeds: means, 95% t-intervals, one-sided p."""
+    task, baseline, step_control = arms
     by = table.pivot(index="seed", columns="arm", values=search.metric)
-    vs_base = paired_test(by[search.task], by[search.baseline])
-    vs_step = paired_test(by[search.task], by[search.step_control])
+    vs_base = paired_test(by[task], by[baseline])
+    vs_step = paired_test(by[task], by[step_control])
     return {
         "n": vs_base["n"],
         "task_minus_baseline": vs_base["mean_difference"],
@@ -67,40 +85,60 @@ def cell_tests(search: Search, table: pd.DataFrame) -> dict:
 
 
 def search_table(params: Params, name: str) -> pd.DataFrame:
-    """Every cell in its registered order, then the confirmation: tests, whether the cell holds, which is chosen.
+    """Every cell in its registered order, then the cells pruned before running, then the confirmation: tests, whether
+    the cell holds, which is chosen.
 
-    Cells after the chosen one are listed as "not run (a cheaper cell holds)"; a cell not yet trained as
-    "not run", one still training as "partly trained" (not judged, and no costlier cell is chosen meanwhile). The confirmation's two claims are Holm-adjusted together (`p_holm`); the search's are not
-    (the rule is a screen, and its seeds never enter the confirmation)."""
+    Rule screen: cells after the chosen one are listed as "not run (a cheaper cell holds)". Rule both: every cell runs,
+    each is judged on both differences (one-sided, Holm across the two) and on the baseline's settling, and the
+    first (cheapest) that holds is chosen. A cell not yet trained is "not run", one still training "partly trained"
+    (not judged, and no costlier cell is chosen meanwhile). The confirmation's two claims are Holm-adjusted together
+    (`p_holm`)."""
     search = params.searches[name]
-    arms = (search.task, search.baseline, search.step_control)
     rows, chosen, undecided = [], None, False
     for cell in search.cells:
-        row = {"stage": "search", "profile": cell, "compute": relative_compute(params, cell, search.baseline)}
+        arms = search.arms(params, cell)
+        row = {"stage": "search", "profile": cell, "compute": relative_compute(params, cell, arms[1])}
+        row |= {"cost_cpu_hours": search.cost_cpu_hours[cell]} if cell in search.cost_cpu_hours else {}
         table, planned = arm_metrics(params, cell, arms, search.metric)
         if len(table) < planned:
             status = "not run" if table.empty else f"partly trained ({len(table)} of {planned} runs): not judged"
-            if chosen is not None and table.empty:
+            if chosen is not None and table.empty and search.rule == "screen":
                 status = "not run (a cheaper cell holds)"
             undecided |= chosen is None and not table.empty  # a cheaper cell still running: no later cell is chosen
             rows.append(row | {"status": status})
             continue
-        tests = cell_tests(search, table)
-        holds = tests["baseline_p"] < search.alpha and tests["task_minus_step_control"] > 0
+        tests = cell_tests(search, table, arms)
+        if search.rule == "both":
+            p_base, p_step = holm([tests["baseline_p"], tests["step_p"]], alpha=search.alpha)
+            settled = settledness(table, arms[1])
+            assert search.settled_slope is not None  # rule both registers it (load_params)
+            is_settled = settled["settling_slope"] < search.settled_slope
+            tests |= {"baseline_p_holm": p_base, "step_p_holm": p_step} | settled | {"settled": is_settled}
+            holds = p_base < search.alpha and p_step < search.alpha and is_settled
+        else:
+            holds = tests["baseline_p"] < search.alpha and tests["task_minus_step_control"] > 0
         if holds and chosen is None and not undecided:
             chosen = cell
         rows.append(row | tests | {"status": "holds" if holds else "does not hold", "chosen": cell == chosen})
+    for cell in search.pruned:
+        arms = search.arms(params, cell)
+        rows.append(
+            {"stage": "pruned", "profile": cell, "compute": relative_compute(params, cell, arms[1])}
+            | ({"cost_cpu_hours": search.cost_cpu_hours[cell]} if cell in search.cost_cpu_hours else {})
+            | {"status": f"pruned before running (over the {search.budget_cpu_hours:g} CPU-hour budget)"}
+        )
     if search.confirmation:
+        arms = search.arms(params, search.confirmation)
         row = {
             "stage": "confirmation",
             "profile": search.confirmation,
-            "compute": relative_compute(params, search.confirmation, search.baseline),
+            "compute": relative_compute(params, search.confirmation, arms[1]),
         }
         table, planned = arm_metrics(params, search.confirmation, arms, search.metric)
         if len(table) < planned:
             rows.append(row | {"status": f"not run ({len(table)} of {planned} runs finished)"})
         else:
-            tests = cell_tests(search, table)
+            tests = cell_tests(search, table, arms)
             p_base, p_step = holm([tests["baseline_p"], tests["step_p"]], alpha=search.alpha)
             both = p_base < search.alpha and p_step < search.alpha
             status = "holds" if both else ("holds against the baseline only" if p_base < search.alpha else "fails")
@@ -243,9 +281,14 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
             "step_p": "p ×2 (one-sided)",
         }
     )
-    line = trend(table)
-    write_json(out_dir / f"{name}_trend.json", line)
-    if math.isnan(line["slope"]):  # target 0: where the line crosses zero
+    line = trend(table) if search.rule == "screen" else {}
+    if search.rule == "both":  # cells of several datasets: no one line through them was registered
+        words = (
+            f"Rule: both differences one-sided, Holm across the two, p < {search.alpha:g}, and the baseline settled "
+            f"(mean last-quarter slope of test accuracy < {search.settled_slope:g} pp per epoch); every cell within "
+            f"the {search.budget_cpu_hours:g} CPU-hour budget runs; the cheapest that holds is chosen."
+        )
+    elif math.isnan(line["slope"]):  # target 0: where the line crosses zero
         words = "Trend: fewer than 3 judged cells."
     else:
         words = (
@@ -258,6 +301,8 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
                 else "; it does not rise, so it points to no scale at which the control would hold."
             )
         )
+    if search.rule == "screen":
+        write_json(out_dir / f"{name}_trend.json", line)
     text = (
         f"# Search `{name}` ({search.metric})\n\ncompute: width² x epochs x training images / 1,000 per run. "
         f"{words}\n\n{md(shown)}\n"
