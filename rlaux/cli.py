@@ -346,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
                 "--search",
                 type=Path,
                 default=Path("paper_tables/searches/positive_control.csv"),
-                help="the positive-control search's table (`rlaux search`), quoted in the answer where it exists",
+                help="the positive-control search's table (`rlaux search`), quoted where it exists in the answer of the "
+                "profile it follows up (the study's) and in no other profile's",
             )
         rp.set_defaults(func=_report)
     return parser

@@ -175,6 +175,10 @@ class RLConfig(_Strict):
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
     paper's -loss after the step."""
+    train_agent: bool = True
+    """False: a CONTROL, the agent is never trained: no train-agent epoch (no rollouts, sandbox steps, rewards or PPO
+    updates), so the main network's labels come from the initial policy, as in the authors' "Randomized Task"
+    (`skip_rl=True`, docs/method.md §7): what labels from an agent that learned nothing give."""
     oracle_noise: float = Field(0.0, ge=0)
     """rl.reward oracle: standard deviation of Gaussian noise added to each batch's agreement (seeded), so a run
     can set the oracle's share of the reward's variance."""
@@ -346,6 +350,19 @@ class TrainConfig(_Strict):
             )
         if self.rl.reward == "oracle" and self.rl.reward_pairing:
             raise ValueError("rl.reward_pairing pairs the paper's loss-based reward; the oracle has no loss to pair")
+        if not self.rl.train_agent:
+            trained_only = {
+                "rl.placebo": self.rl.placebo,
+                "rl.reward": self.rl.reward != "paper",
+                "rl.credit": credit != "paper",
+                "rl.reward_pairing": self.rl.reward_pairing,
+            }
+            if any(trained_only.values()):
+                set_ = ", ".join(key for key, on in trained_only.items() if on)
+                raise ValueError(
+                    f"rl.train_agent false trains no agent, so {set_} (how its reward is made or credited) has "
+                    f"nothing to act on; drop it, or set rl.train_agent true"
+                )
         if self.rl.reward == "oracle" and self.rl.placebo:
             raise ValueError("rl.placebo and rl.reward 'oracle' are two different controls; choose one")
         if self.errata.unmasked_soft_targets and self.rl.target == "in-block":

@@ -24,6 +24,7 @@ from typing import Any
 from rlaux.config import TrainConfig
 from rlaux.errors import ConfigError
 from rlaux.experiments import PARAMS, RUNS, load_params, run_experiment
+from rlaux.io import progress_bar
 
 INSTALL_HINT = "rlaux dispatch needs Ray: pip install 'rlaux[cluster]' (or pip install ray)"
 SINGLE_NODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -128,9 +129,7 @@ def _run_all(
     runs_per_gpu: int | None,
     retries: int,
 ) -> list[dict[str, Any]]:
-    """Submit one task per run, then report each as it finishes (a line each, and a bar for all)."""
-    from tqdm.auto import tqdm
-
+    """Submit one task per run, then report each as it finishes (a line each, and a bar for all on a terminal)."""
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     on_gpu = ray.remote(max_calls=1)(train_one)  # a fresh worker process per run: no CUDA context outlives it
     on_cpu = ray.remote(train_one)  # workers are reused: torch is imported once per worker, not once per run
@@ -140,7 +139,7 @@ def _run_all(
         task = (on_gpu if share_of_gpu else on_cpu).options(num_cpus=cpus, num_gpus=share_of_gpu, max_retries=retries)
         pending.append(task.remote(str(workspace), str(params_path), profile, exp_id, seed, cpus))
     done = []
-    with tqdm(total=len(pending), desc=f"dispatch {profile}", unit="run") as bar:
+    with progress_bar(total=len(pending), desc=f"dispatch {profile}", unit="run") as bar:
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             record = ray.get(ready[0])

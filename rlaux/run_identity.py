@@ -63,6 +63,7 @@ OPTIONAL_FIELDS: dict[tuple[str, ...], Any] = {
     ("rl", "oracle_noise"): 0.0,
     ("rl", "reward_pairing"): False,
     ("rl", "credit"): "paper",
+    ("rl", "train_agent"): True,
 }
 """Fields added after runs were committed, with their defaults. At its default such a field is left out of a
 run's identity, so a run trained before the field existed is the same run as one that names the default (no plan

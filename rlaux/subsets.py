@@ -10,9 +10,7 @@ complete label lists. Built from the original bytes, so `exact_*` is true for ev
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from torchvision import datasets as tvd
 
 from rlaux.data import _torchvision, read_npz
 from rlaux.errors import DataFileError, one_line
+from rlaux.io import atomic_write
 
 CIFAR10_PER_CLASS = {"train": 1000, "test": 200}
 CIFAR100_FIRST = {"train": 1117, "test": 916}
@@ -109,13 +108,5 @@ def _read(root: Path, factory: Any, split: str, label_keys: tuple[str, ...]) -> 
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub: a **dict might name allow_pickle
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))  # type: ignore[arg-type]  # numpy's stub: a **dict might name allow_pickle
     return path

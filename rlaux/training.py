@@ -8,17 +8,17 @@ the LR scheduler, then validation/test evaluation and an atomic checkpoint.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from rlaux import checkpoint, data_source, evaluation
 from rlaux.config import TrainConfig
 from rlaux.data import Splits
 from rlaux.errors import CheckpointError, ConfigError
-from rlaux.io import write_json
+from rlaux.io import is_terminal, progress_bar, write_json
 from rlaux.methods import make_method
 from rlaux.methods.base import AuxMethod, MethodContext
 from rlaux.runtime import machine
@@ -33,7 +33,8 @@ def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, fl
     loss_sum = torch.zeros((), device=trainer.device)
     human = trainer.data.train.aux
     labels = evaluation.LabelStats(trainer.data.info.num_classes, trainer.num_aux, trainer.device)
-    for batch in tqdm(trainer.batches(epoch), total=trainer.num_batches(), leave=False, disable=not cfg.progress):
+    batches = progress_bar(trainer.batches(epoch), enabled=cfg.progress, total=trainer.num_batches(), leave=False)
+    for batch in batches:
         targets = method.targets(batch)
         loss_sum += trainer.train_step(trainer.model, trainer.optimizer, batch, targets)
         method.after_step(batch, targets)
@@ -105,13 +106,9 @@ def train(
     write_json(out / "config.json", cfg.snapshot())
     write_json(out / "data.json", data_record(cfg, trainer.data))
 
-    epochs = tqdm(
-        range(start, cfg.epochs),
-        desc=f"{cfg.method}/{cfg.dataset}",
-        disable=not cfg.progress,
-        initial=start,
-        total=cfg.epochs,
-    )
+    desc = f"{cfg.method}/{cfg.dataset}"
+    epochs = progress_bar(range(start, cfg.epochs), enabled=cfg.progress, desc=desc, initial=start, total=cfg.epochs)
+    plain = cfg.progress and not is_terminal(sys.stderr)  # a pipe or a log: one plain line per epoch, no bars
     syncs = EpochSyncs(trainer.device)  # host syncs per epoch on CUDA (timing.json); nothing elsewhere
     for epoch in epochs:
         t0 = time.perf_counter()
@@ -127,7 +124,10 @@ def train(
         if row["val_acc"] >= max(r["val_acc"] for r in history):
             checkpoint.atomic_torch_save(trainer.model.state_dict(), out / "best.pt")
         checkpoint.save(out, epoch + 1, history, trainer, method)
-        epochs.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_acc']:.3f}", test=f"{row['test_acc']:.3f}")
+        scores = f"loss {row['train_loss']:.3f}, val {row['val_acc']:.3f}, test {row['test_acc']:.3f}"
+        epochs.set_postfix_str(scores)
+        if plain:
+            print(f"{desc} epoch {epoch + 1}/{cfg.epochs}: {scores}", file=sys.stderr, flush=True)
 
     metrics = evaluation.summarize(history)
     write_json(out / "metrics.json", metrics | {"config": cfg.snapshot()})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -483,3 +484,148 @@ def test_the_answer_ends_with_the_retest_at_the_most_promising_cell():
     none_held = Retest(claims.assign(verdict=["holds (...)", "inconclusive (...)", "inconclusive (...)"]), agent)
     answer = _answer(render(params, runs, paper, REPO, REPO, search=search, retest=none_held))
     assert "and 1 of 2 claims hold (0 of 1 on the last-15-epochs metric); sampled labels" in answer
+
+
+def _smoke_like_runs() -> pd.DataFrame:
+    """Two seeds, as the smoke profile runs them: c10-rl = c10-single ± 40 pp (a t-interval on 1 df of ±508 pp and a
+    minimum detectable effect far beyond 100 pp), c100-human = c100-single - 30 / + 28 pp (the control fails, its
+    interval as wide), and RL-AUX's reward probe at 3.4% and 99.9% (shares in range, printed)."""
+    rows = []
+    for seed in (0, 1):
+        for exp, dataset, method, acc in (
+            ("c10-single", "cifar10", "single", 50.0),
+            ("c10-rl", "cifar10", "rl", 50.0 + (40.0 if seed == 0 else -40.0)),
+            ("c100-single", "cifar100-20", "single", 40.0),
+            ("c100-human", "cifar100-20", "human", 40.0 + (-30.0 if seed == 0 else 28.0)),
+            ("c100-rl", "cifar100-20", "rl", 41.0 + seed),
+        ):
+            rl = method == "rl"
+            rows.append(
+                {"experiment": exp, "seed": seed, "dataset": dataset, "method": method, "lam": 1.0}
+                | {"test_acc_last15": acc, "test_acc_best_val": acc, "test_acc_final": acc, "val_acc_best": acc}
+                | {
+                    "precision": 0.4,
+                    "recall": 0.4,
+                    "f1": 0.4,
+                    "seconds_per_epoch": 2.0,
+                    "epochs": 2,
+                    "machine": "Test CPU",
+                    "finished": "2026-01-01 10:00 UTC",
+                }
+                | {"policy_entropy": 1.6 if rl else math.nan, "kl_from_init": 0.001 if rl else math.nan}
+                | {"reward_label_component": ({"cifar10": 0.034, "cifar100-20": 0.999}[dataset] if rl else math.nan)}
+            )
+    return pd.DataFrame(rows)
+
+
+def _search_and_retest():
+    from rlaux.report.search import Retest
+
+    search = pd.DataFrame(
+        {
+            "stage": ["search"] * 3,
+            "profile": ["grid-a", "grid-b", "grid-c"],
+            "compute": [1.0, 2.0, 4.0],
+            "task_minus_baseline": [-2.0, -1.0, 0.0],
+            "baseline_p": [0.9, 0.8, 0.5],
+            "status": ["does not hold"] * 3,
+        }
+    )
+    claims = pd.DataFrame(
+        {
+            "claim": ["RL-AUX beats its placebo"],
+            "metric": ["test_acc_best_val"],
+            "n": [8],
+            "mean_difference": [0.4],
+            "ci95_low": [-0.6],
+            "ci95_high": [1.4],
+            "p_holm": [0.6],
+            "verdict": ["inconclusive (...)"],
+        }
+    )
+    agent = pd.DataFrame(
+        {
+            "experiment": ["c100-rl", "c100-oracle-s100"],
+            "fine_agreement": [0.21, 0.3],
+            "ci95": [0.02, 0.05],
+            "chance": [0.2] * 2,
+            "above_chance": [False, True],
+        }
+    )
+    return search, Retest(claims, agent)
+
+
+def _figures(text: str, unit: str) -> list[float]:
+    return [float(v.replace("−", "-")) for v in re.findall(rf"([+\-−]?\d+(?:\.\d+)?) ?{re.escape(unit)}", text)]
+
+
+def test_a_smoke_report_speaks_only_of_its_own_profile_and_prints_no_impossible_figure():
+    """Issue 36: the smoke report quoted the study's search and re-test, and printed "differences of 29.4–951.3 pp
+    were detectable". The search is the study's (readme.SEARCHED_PROFILE): only the study's report quotes it. No
+    difference, interval bound or detectable effect beyond the ±100 pp two accuracies can differ by is printed,
+    and no percentage outside [0, 100]."""
+    from rlaux.report.readme import SEARCHED_PROFILE
+
+    params = load_params(REPO / "params.yaml")
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    runs, (search, retest) = _smoke_like_runs(), _search_and_retest()
+    params.profile = "smoke"
+    text = render(params, runs, paper, REPO, REPO, search=search, retest=retest)
+    for word in ("search", "Re-tested", "oracle", "grid-", "fresh seeds"):
+        assert word not in text, word
+    answer = _answer(text)
+    assert answer.startswith("**The answer:** The positive control fails: human labels, the paper's best-documented")
+    assert "95% CI wider than the possible ±100 pp" in answer  # the control's interval: -1 ± 368 pp
+    assert (
+        "only true differences of 7.1 pp or more were detectable at 80% power, and for 3 of them, with 2 seeds, no "
+        "difference under 100 pp (the most two accuracies can differ by) was detectable." in answer
+    )
+    assert "variance component is 3.4%–99.9% of the one-step reward probe's variance" in answer  # in range: printed
+    rl = all_claims(runs, "smoke", paper).set_index(["claim", "dataset", "metric"])
+    row = rl.loc[(*RL_VS_SINGLE, "test_acc_best_val")]
+    assert row.mde_80 > 100 and row.ci95_high > 100  # what the report must not print
+    assert "no difference under 100 pp was detectable at 80% power with 2 seeds" in row.verdict
+    assert f"{row.mde_80:.1f}" not in text and f"{row.ci95_high:.2f}" not in text
+    assert "| > 100 |" in text and "(wider than ±100)" in text  # the claims tables' cells
+    assert all(abs(v) <= 100 for v in _figures(text, " pp")) and _figures(text, " pp")
+    assert all(0 <= v <= 100 for v in _figures(text, "%")) and _figures(text, "%")
+
+    params.profile = SEARCHED_PROFILE  # the same inputs in the study's report: the search's sentences are there
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=search, retest=retest))
+    assert "nor in any of the 3 cells of a pre-registered search" in answer
+    assert "Re-tested at the search's most promising cell (grid-c, 8 fresh seeds)" in answer
+
+
+def test_a_figure_outside_its_possible_range_is_refused_not_printed():
+    from rlaux.report.markdown import ImpossibleFigure, mde_cell, percent, within
+    from rlaux.report.readme import _power_clause
+
+    assert within(100.0, 0.0, 100.0, "an accuracy") == 100.0 and math.isnan(within(math.nan, 0.0, 100.0, "x"))
+    for value, low, high in ((100.01, 0.0, 100.0), (-0.01, 0.0, 100.0), (-101.0, -100.0, 100.0)):
+        with pytest.raises(ImpossibleFigure, match="outside its possible range"):
+            within(value, low, high, "a figure")
+    assert percent(0.034) == "3.4%" and percent(1.0) == "100.0%"
+    with pytest.raises(ImpossibleFigure, match=r"a share = 1\.2 lies outside its possible range"):
+        percent(1.2)
+    assert (mde_cell(951.3), mde_cell(12.57, ".4g"), mde_cell(math.nan, missing="–")) == ("> 100", "12.57", "–")
+    mixed = pd.DataFrame({"mde_80": [2.7, 12.6, 951.3, math.nan], "n": [5, 5, 2, 5]})
+    assert _power_clause(mixed) == (
+        ": only true differences of 2.7–12.6 pp or more were detectable at 80% power, and for 1 of them, with 2 "
+        "seeds, no difference under 100 pp (the most two accuracies can differ by) was detectable"
+    )
+    assert (
+        _power_clause(mixed.iloc[:2]) == ": only true differences of 2.7–12.6 pp or more were detectable at 80% power"
+    )
+    assert _power_clause(mixed.iloc[2:]) == (
+        ": with 2 seeds no difference under 100 pp (the most two accuracies can differ by) was detectable at 80% power"
+    )
+    assert _power_clause(mixed.iloc[3:]) == ""
+
+    params = load_params(REPO / "params.yaml")
+    params.profile = "smoke"
+    paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
+    runs = _smoke_like_runs()
+    with pytest.raises(ImpossibleFigure, match=r"reward probe = 1\.2"):  # a share past 100% stops the generator
+        render(params, runs.assign(reward_label_component=runs.reward_label_component * 0 + 1.2), paper, REPO, REPO)
+    with pytest.raises(ImpossibleFigure, match="test_acc_final"):  # so does an accuracy past 100%
+        render(params, runs.assign(test_acc_final=runs.test_acc_final + 60), paper, REPO, REPO)

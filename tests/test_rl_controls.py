@@ -327,3 +327,33 @@ def test_sample_losses_average_to_the_training_loss_and_the_influence_leaves_bat
 def test_sample_credit_is_refused_in_bf16():
     with pytest.raises(ConfigError, match=r"rl\.credit 'sample' takes its influences in fp32.*set precision 'fp32'"):
         build_config(dict(method="rl", precision="bf16", rl={"credit": "sample", "reward_pairing": True}))
+
+
+def test_an_untrained_agent_labels_from_its_initial_policy_and_never_learns(sandbox_of):
+    """rl.train_agent false (the authors' "Randomized Task"): the train-agent epoch collects nothing, no copy steps,
+    PPO never updates, so the policy after two epochs is the initial one and the main network's labels are that
+    policy's argmax, the same in every epoch; a trained agent's policy moves."""
+    trainer, method = sandbox_of(train_agent=False)
+    initial = copy.deepcopy(method.agent.policy.state_dict())
+    batch = next(trainer.batches(0))
+    before = method.targets(batch).target
+    for epoch in range(2):
+        row = method.before_epoch(epoch)
+        assert not any(key.startswith("rl/reward") for key in row)
+        assert method.env.sandbox.pop_rewards() == []
+    after = method.agent.policy.state_dict()
+    assert all(torch.equal(initial[k], after[k]) for k in initial)
+    assert torch.equal(method.targets(batch).target, before)
+    _, trained = sandbox_of()
+    start = copy.deepcopy(trained.agent.policy.state_dict())
+    trained.before_epoch(0)
+    assert any(not torch.equal(start[k], v) for k, v in trained.agent.policy.state_dict().items())
+
+
+@pytest.mark.parametrize(
+    "rl",
+    [{"placebo": True}, {"reward": "oracle"}, {"credit": "batch"}, {"reward_pairing": True}],
+)
+def test_an_untrained_agent_refuses_settings_of_a_trained_ones_reward(rl):
+    with pytest.raises(ConfigError, match=r"rl.train_agent false trains no agent, so rl\.\w+ .*drop it"):
+        build_config(dict(method="rl", rl={"train_agent": False} | rl))

@@ -211,3 +211,15 @@ def test_experiment_keeps_its_finished_run_and_replaces_a_stale_one(data_root, t
     assert json.loads((run / "metrics.json").read_text())["config"]["lr"] == 0.05
     machine = json.loads((run / "machine.json").read_text())  # where it ran: node, CPU or GPU, threads
     assert machine["node"] and machine["threads"] == torch.get_num_threads() and machine["ray_node"] == ""
+
+
+def test_progress_in_a_log_is_one_plain_line_per_epoch(small_config, capsys):
+    """Output to a pipe or a file (pytest's capture is neither a terminal): no bars, whose carriage-return redraws
+    and escape codes would fill the log, but one plain line per epoch (issue 36)."""
+    cfg = small_config(epochs=2, train_size=300, progress=True)
+    train(cfg)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b[" not in err
+    lines = [line for line in err.splitlines() if line.startswith("single/cifar10 epoch ")]
+    assert [line.split(":")[0] for line in lines] == ["single/cifar10 epoch 1/2", "single/cifar10 epoch 2/2"]
+    assert all(", val " in line and ", test " in line for line in lines)

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from rlaux.config import DATASET_FACTS
+from rlaux.report.markdown import MAX_PP, mde_cell
 from rlaux.report.stats import ALPHA, holm, mde, paired_test
 
 
@@ -128,8 +129,10 @@ def verdict(t: dict, claim: Claim, hi: str, lo: str, family: int) -> str:
         tail.append(f"holds before adjustment (one-sided p = {p:.2g}), not after")
     elif below:
         tail.append("reversed before adjustment (the whole 95% interval is below 0), not after")
-    if not math.isnan(t["mde_80"]):
-        tail.append(f"MDE {t['mde_80']:.1f} pp")
+    if t["mde_80"] > MAX_PP:  # no difference two accuracies can have: the seeds could detect nothing
+        tail.append(f"no difference under {MAX_PP:g} pp was detectable at 80% power with {t['n']} seeds")
+    elif not math.isnan(t["mde_80"]):
+        tail.append(f"MDE {mde_cell(t['mde_80'])} pp")
     if not math.isnan(t["paper_difference"]):
         where = "is excluded here" if t["paper_difference_excluded"] else "lies inside our interval"
         tail.append(f"the paper's {t['paper_difference']:+.1f} pp {where}")

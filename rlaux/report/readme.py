@@ -21,7 +21,7 @@ from rlaux.io import write_text
 from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
 from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
 from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
-from rlaux.report.markdown import md
+from rlaux.report.markdown import MAX_PP, md, mde_cell, percent, within
 from rlaux.report.search import Retest, most_promising, relative_compute, trend
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, scale_note, settling
@@ -30,6 +30,12 @@ UNMOVED_NATS = 0.01
 """The policy 'did not move' when its entropy is within this of ln ψ and its KL from the initial policy below it."""
 SIGNAL_SHARE = 0.1
 """Below this share of the reward's variance due to the label set, the reward carries almost no signal about actions."""
+SEARCHED_PROFILE = "study"
+"""The profile the pre-registered searches of params.yaml (`searches`, applied by `rlaux search` into
+paper_tables/searches/) follow up: the study's positive control failed, so the search asks whether any regime this
+CPU affords can see it, and its re-test (with the oracle's fine agreement) asks the study's questions again at the
+search's most promising cell. Their sentences belong in that profile's report alone; every other profile's report
+(the smoke run's, say) speaks only of its own runs."""
 
 
 def _num(v: float, digits: int = 2, signed: bool = False) -> str:
@@ -147,11 +153,24 @@ AGREEMENT_ARMS = (
 )
 
 
+def _pp(v: float, signed: bool = True) -> str:
+    """A difference of two accuracies in pp: within ±100 by construction, refused (ImpossibleFigure) outside."""
+    return _num(within(v, -MAX_PP, MAX_PP, "a difference of accuracies (pp)"), signed=signed)
+
+
+def _too_wide(r) -> bool:
+    """A t-interval reaching past the ±100 pp two accuracies can differ by (few seeds, much spread): its bounds are
+    not figures to print."""
+    return bool(r.ci95_low < -MAX_PP or r.ci95_high > MAX_PP)
+
+
 def _difference(r) -> str:
-    return (
-        f"{_num(r.mean_difference, signed=True)} pp, 95% CI {_num(r.ci95_low)} to {_num(r.ci95_high)}, "
-        f"Holm p = {_num(r.p_holm, 2)}"
+    interval = (
+        f"95% CI wider than the possible ±{MAX_PP:g} pp"
+        if _too_wide(r)
+        else f"95% CI {_num(r.ci95_low)} to {_num(r.ci95_high)}"
     )
+    return f"{_pp(r.mean_difference)} pp, {interval}, Holm p = {_num(r.p_holm, 2)}"
 
 
 def _control_sentence(
@@ -236,18 +255,37 @@ def _claims_sentence(tested: pd.DataFrame) -> str:
             else ""
         )
 
-    mde = tested.loc[kind == "inconclusive", "mde_80"].dropna()
-    power = (
-        f": only true differences of {mde.min():.1f}–{mde.max():.1f} pp or more were detectable at 80% power"
-        if len(mde)
-        else ""
-    )
+    power = _power_clause(tested[kind == "inconclusive"])
     h, r, i = counts["holds"], counts["reversed"], counts["inconclusive"]
     return (
         f"Of the {len(tested)} claims tested, {h} {'holds' if h == 1 else 'hold'}{named('holds')}, {r} "
         f"{'is' if r == 1 else 'are'} reversed{named('reversed')} and {i} {'is' if i == 1 else 'are'} "
         f"inconclusive after Holm adjustment{power}."
     )
+
+
+def _power_clause(inconclusive: pd.DataFrame) -> str:
+    """The effect sizes the inconclusive claims' seeds could detect at 80% power. A minimum detectable effect beyond
+    the 100 pp two accuracies can differ by is not printed: those claims could detect no possible difference."""
+    mde = inconclusive.dropna(subset=["mde_80"])
+    seen, blind = mde[mde.mde_80 <= MAX_PP], mde[mde.mde_80 > MAX_PP]
+    parts = []
+    if len(seen):
+        lo, hi = (
+            within(v, 0.0, MAX_PP, "a minimum detectable effect (pp)") for v in (seen.mde_80.min(), seen.mde_80.max())
+        )
+        span = f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}–{hi:.1f}"
+        parts.append(f"only true differences of {span} pp or more were detectable at 80% power")
+    if len(blind):
+        n = sorted({int(v) for v in blind.n})
+        seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
+        none = f"no difference under {MAX_PP:g} pp (the most two accuracies can differ by) was detectable"
+        parts.append(
+            f"for {len(blind)} of them, with {seeds} seeds, {none}"
+            if len(seen)
+            else f"with {seeds} seeds {none} at 80% power"
+        )
+    return ": " + ", and ".join(parts) if parts else ""
 
 
 def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame) -> str:
@@ -260,9 +298,7 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
             "report cannot say why."
         )
     placebo = tested[tested.claim == PLACEBO_CLAIM]
-    words = "; ".join(
-        f"{_num(r.mean_difference, signed=True)} pp on {DATASET_FACTS[r.dataset].title}" for r in placebo.itertuples()
-    )
+    words = "; ".join(f"{_pp(r.mean_difference)} pp on {DATASET_FACTS[r.dataset].title}" for r in placebo.itertuples())
     beats = placebo.verdict.str.startswith("holds").any()
     verb = "beats" if beats else "does not beat"
     lead = f"RL-AUX's agent {verb} its placebo, whose reward ignores its actions ({words})" if len(placebo) else ""
@@ -270,7 +306,9 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
     real = agents[~agents.placebo & agents.reward_label_component.notna() & labels_only]
     if len(real):
         lo, hi = real.reward_label_component.min(), real.reward_label_component.max()
-        share = f"{lo:.1%}" if f"{lo:.1%}" == f"{hi:.1%}" else f"{lo:.1%}–{hi:.1%}"
+        what = "the label sets' variance component of the reward probe"
+        lo_pct, hi_pct = percent(lo, what=what), percent(hi, what=what)  # shares in [0, 1]; refused outside
+        share = lo_pct if lo_pct == hi_pct else f"{lo_pct}–{hi_pct}"
         signal = (
             f"the reward it is given varies {'little' if hi < SIGNAL_SHARE else 'measurably'} with its labels "
             f"(the label sets' variance component is {share} of the one-step reward probe's variance)"
@@ -300,8 +338,9 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     agreement = ""
     if len(retest.agent):
         by = retest.agent.set_index("experiment")
+        share = "a fine agreement (share of sampled labels)"
         parts = ", ".join(
-            f"{name} {by.fine_agreement[exp]:.2f} ± {by.ci95[exp]:.2f}"
+            f"{name} {within(by.fine_agreement[exp], 0.0, 1.0, share):.2f} ± {by.ci95[exp]:.2f}"
             for exp, name in AGREEMENT_ARMS
             if exp in by.index
         )
@@ -324,7 +363,10 @@ def answer_section(
     retest: Retest | None = None,
 ) -> str:
     """At most four sentences (the positive control, the answer, why, the re-test), then claim -> verdict per
-    dataset."""
+    dataset. The search's clause and the re-test sentence only in the report of SEARCHED_PROFILE, the profile the
+    search follows up: another profile's answer speaks only of its own runs."""
+    if params.profile != SEARCHED_PROFILE:
+        search, retest = None, None
     tested = cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)]
     if tested.empty:
         return "**The answer:** no claim of the paper has runs in this profile yet.\n"
@@ -347,7 +389,7 @@ def answer_section(
     scale = _scale(params, runs)
     table = tested.assign(
         title=tested.dataset.map(lambda d: DATASET_FACTS[d].title),
-        cell=[f"{r.verdict.split()[0]} ({_num(r.mean_difference, signed=True)})" for r in tested.itertuples()],
+        cell=[f"{r.verdict.split()[0]} ({_pp(r.mean_difference)})" for r in tested.itertuples()],
     ).pivot_table(index="claim", columns="title", values="cell", aggfunc="first", sort=False)
     return (
         f"**The answer:** {answer}\n\n"
@@ -438,11 +480,13 @@ def _claims_table(cl: pd.DataFrame, metric: str) -> pd.DataFrame:
             "better vs worse": f"{r.better} vs {r.worse}",
             "n": int(r.n),
             "difference, pp (95% t-interval)": (
-                f"{_num(r.mean_difference, signed=True)} ({_num(r.ci95_low)} to {_num(r.ci95_high)})"
+                f"{_pp(r.mean_difference)} (wider than ±{MAX_PP:g})"
+                if _too_wide(r)
+                else f"{_pp(r.mean_difference)} ({_num(r.ci95_low)} to {_num(r.ci95_high)})"
             ),
             "p (one-sided)": _num(r.p_value, 3),
             "p Holm": _num(r.p_holm, 3),
-            "MDE 80%, pp": _num(r.mde_80, 1),
+            "MDE 80%, pp": mde_cell(r.mde_80, missing="–"),
             "seeds better": f"{round(r.prob_improvement * r.n)}/{int(r.n)}",
         }
         if metric == "test_acc_last15":
@@ -656,6 +700,9 @@ def render(
     retest: Retest | None = None,
 ) -> str:
     profile = params.profile
+    for col in [c for c in runs.columns if c.startswith(("test_acc", "val_acc"))]:  # accuracies in %, all printed
+        for v in runs[col].dropna():
+            within(v, 0.0, 100.0, f"runs.csv's {col} (%)")
     n_seeds = int(runs.groupby("experiment").size().max()) if len(runs) else 0
     cl, names = all_claims(runs, profile, paper), metric_names(runs, params)
     intro = (

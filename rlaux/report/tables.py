@@ -9,7 +9,7 @@ import pandas as pd
 
 from rlaux.io import write_text
 from rlaux.report.claims import all_claims, last15_name, run_epochs
-from rlaux.report.markdown import md
+from rlaux.report.markdown import md, mde_cell
 from rlaux.report.stats import linear_trend, mean_ci
 
 
@@ -149,7 +149,8 @@ def write_tables(
     intro += scale_note(profile)
     claims_md = (
         "## Claims\n\nEvery claim on both metrics (the `metric` column), as claims.csv holds them; how each is "
-        "tested and what its columns and verdicts mean: README.md, section Claims.\n\n" + md(cl)
+        "tested and what its columns and verdicts mean: README.md, section Claims.\n\n"
+        + md(cl.assign(mde_80=cl.mde_80.map(lambda v: mde_cell(v, ".4g"))) if "mde_80" in cl else cl)
     )
     write_text(
         out_dir / "reproduction.md",

@@ -12,6 +12,7 @@ Each epoch of the loop alternates the paper's two modes over the same batch orde
 `wa-rl` is the same class with a per-sample weight bin in each action. `rl.placebo` cuts the
 reward's dependence on the actions (the control for "does the reward teach the agent anything?"),
 `rl.reward oracle` gives it a reward that is the answer (the control for "can this agent learn at all?"),
+`rl.train_agent false` never trains it (the authors' "Randomized Task": labels from the initial policy),
 and `rl.diagnostics` logs what the agent learned each epoch (`diagnostics.AgentProbe`).
 """
 
@@ -52,6 +53,9 @@ class RLAux(AuxMethod):
 
     # ------------------------------------------------------------------ train-agent epoch
     def before_epoch(self, epoch: int) -> dict[str, float]:
+        if not self.cfg.rl.train_agent:  # the untrained-agent control: labels from the initial policy, nothing learned
+            with unvalidated_distributions():
+                return self.probe.measure(epoch) if self.probe is not None else {}
         with unvalidated_distributions():
             self.collector.run(epoch)
         rewards = self.env.sandbox.pop_rewards()
