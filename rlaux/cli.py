@@ -144,9 +144,16 @@ def _data(args: argparse.Namespace) -> None:
     from rlaux.experiments import write_plans
     from rlaux.report.collect import data_manifest
 
-    params = load_params(args.params)
+    try:  # everything checked before anything is written (DVC keeps this stage's outputs: persist)
+        params = load_params(args.params)
+        data_manifest(params, args.out)  # reads every dataset the profile uses: a missing one stops here
+    except UserError:
+        from rlaux.dvc_exp import restore_params
+
+        if note := restore_params(args.params):  # a refused `dvc exp run -S`: params.yaml as it was
+            print(f"rlaux: {note}", file=sys.stderr)
+        raise
     write_plans(params, args.plan)
-    data_manifest(params, args.out)
 
 
 def _dispatch(args: argparse.Namespace) -> None:

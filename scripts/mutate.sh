@@ -4,6 +4,7 @@
 # each mutant, and prints killed / total per module and every survivor (`mutmut show NAME` shows one's diff).
 # About 35 min on 2 cores; scripts/mutate.md records the last run and judges each survivor.
 # Extra arguments go to `mutmut run` (e.g. "rlaux.report.stats*" for one module).
+source "$(dirname "$0")/check_data.sh"  # before the install
 source "$(dirname "$0")/setup.sh"
 require_data
 python -c 'import mutmut' 2>/dev/null || python -m pip install -q -e '.[dev,cluster,mutation]'

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_params_yaml_validates_and_smoke_matrix_is_as_documented():
-    params = load_params(REPO / "params.yaml")  # committed with the study; scripts/smoke.sh switches it to smoke
+    params = load_params(REPO / "params.yaml")  # committed with the study (smoke.sh switches it to smoke while it runs)
     params.profile = "smoke"
     assert params.seeds() == [0, 1]
     assert params.run_config("svhn-rl", 0) is None  # SVHN is paper-only
@@ -566,6 +566,73 @@ def test_editing_another_profile_leaves_trained_runs_up_to_date(tiny_project):
     (proj / "params.yaml").write_text(yaml.safe_dump(params))
     _sh(proj, "dvc", "repro", "--single-item", "data")
     assert _train_stages(_sh(proj, "dvc", "status")) == ["train@c10-single"]
+
+
+def _sh_fails(cwd: Path, *cmd: str) -> str:
+    res = subprocess.run(cmd, check=False, cwd=cwd, capture_output=True, text=True)
+    assert res.returncode != 0, f"{' '.join(cmd)} should have failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}"
+    return res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_a_refused_value_leaves_every_tracked_file_as_it_was(tiny_project):
+    """A typo in `-S` or in params.yaml is refused by the data stage before anything is written, and costs no tracked
+    file: DVC would delete the stage's outputs (the committed plans, data.json) before its cmd (hence `persist`), and a
+    failed `dvc exp run` leaves its `-S` in params.yaml (so the stage puts the committed params.yaml back)."""
+    proj = tiny_project
+    _sh(proj, "dvc", "repro", "--single-item", "data")
+    _sh(proj, "git", "add", "-A")
+    _sh(proj, "git", "commit", "-qm", "plans")
+    assert len(list((proj / "results" / "plan").glob("*.json"))) == 2 and (proj / "results/tiny/data.json").is_file()
+
+    out = _sh_fails(proj, "dvc", "exp", "run", "-S", "profile=tiy")
+    assert "rlaux: error: params.yaml: profile 'tiy' unknown; allowed: other, paper, tiny" in out
+    assert "rlaux: params.yaml is back as committed (dvc exp run -S profile=tiy had rewritten it)" in out
+    assert _sh(proj, "git", "status", "--porcelain") == ""
+
+    params = yaml.safe_load((proj / "params.yaml").read_text())
+    params["profiles"]["tiny"]["settings"]["width"] = -0.5  # the user's own edit, then `dvc repro`
+    edited = yaml.safe_dump(params)
+    (proj / "params.yaml").write_text(edited)
+    for cmd in (["dvc", "repro"], ["dvc", "exp", "run"]):
+        out = _sh_fails(proj, *cmd)
+        assert "invalid config: width: got -0.5; input should be greater than 0" in out
+        assert _sh(proj, "git", "status", "--porcelain") == " M params.yaml\n"  # the user's edit, and only it
+        assert (proj / "params.yaml").read_text() == edited
+
+    # -S over a user's own edit: DVC rewrote the file, so only its key is left to set back by hand, and said so
+    out = _sh_fails(proj, "dvc", "exp", "run", "-S", "profile=tiy")
+    assert "still holds `dvc exp run -S profile=tiy` beside your own edits" in out and "set profile back by hand" in out
+    assert _sh(proj, "git", "status", "--porcelain") == " M params.yaml\n"
+
+
+def test_the_data_stage_finds_the_data_before_it_writes_anything(tmp_path, capsys):
+    from rlaux.cli import main
+
+    params = json.loads(json.dumps(TINY_PARAMS))
+    params["profiles"]["tiny"]["settings"] |= {"data_root": str(tmp_path / "no-data"), "download": False}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    plans = tmp_path / "plan"
+    plans.mkdir()
+    for name in ("c10-single", "gone"):  # a committed plan, and one a successful run would remove
+        (plans / f"{name}.json").write_text("as committed\n")
+    argv = [
+        "data",
+        "--params",
+        str(tmp_path / "params.yaml"),
+        "--out",
+        str(tmp_path / "data.json"),
+        "--plan",
+        str(plans),
+    ]
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith("rlaux: error: dataset 'cifar10' not found under data root"), err
+    assert {p.name: p.read_text() for p in plans.iterdir()} == dict.fromkeys(
+        ("c10-single.json", "gone.json"), "as committed\n"
+    )
+    assert not (tmp_path / "data.json").exists()
 
 
 def test_lock_file_holds_only_the_stages_dvc_yaml_defines():
