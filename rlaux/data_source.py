@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rlaux.errors import DataFileError
+from rlaux.io import workspace_path
 
 if TYPE_CHECKING:
     from rlaux.config import TrainConfig
@@ -62,7 +63,7 @@ def npz_file(dataset: str, root: Path, offline_subsets: bool, sha256: str | None
     """The offline archive the loader reads, or None when it reads torchvision's files. Unpinned (`sha256` None):
     with `offline_subsets` on and torchvision's files absent, the first of `_candidates`. Pinned: the candidate with
     that content (None when none has it, or when it is torchvision's files' digest)."""
-    marker = TORCHVISION[dataset][1]
+    marker = TORCHVISION.get(dataset, (None, None))[1]
     if not offline_subsets or (sha256 is None and marker is not None and (root / marker).exists()):
         return None
     for path in _candidates(dataset, root):
@@ -98,7 +99,7 @@ def _torchvision_digest(cls_name: str) -> str:
     return hashlib.sha256(json.dumps([list(pair) for pair in listed]).encode()).hexdigest()
 
 
-def locate(dataset: str, root: Path, offline_subsets: bool, sha256: str | None = None) -> DataSource:
+def locate(dataset: str, root: Path, offline_subsets: bool, sha256: str | None = None) -> DataSource | None:
     """The data a run of `dataset` reads under `root` (pinned to `sha256` when given). A missing dataset is the
     loader's error to raise (with its download); here it is named by torchvision's checksums, the files it would
     read."""
@@ -106,6 +107,8 @@ def locate(dataset: str, root: Path, offline_subsets: bool, sha256: str | None =
     npz = npz_file(dataset, root, offline_subsets, sha256)
     if npz is not None:
         return DataSource(str(npz), file_sha256(npz))
+    if dataset not in TORCHVISION:  # a dataset this module does not know (a test's toy): nothing to name it by
+        return None
     if sha256 is not None:  # pinned: an archive elsewhere under the root is not this run's data
         found = [DataSource(str(p), file_sha256(p)).describe() for p in _candidates(dataset, root)]
         torchvision = DataSource(f"torchvision:{TORCHVISION[dataset][0]}", _torchvision_digest(TORCHVISION[dataset][0]))
@@ -123,10 +126,13 @@ def locate(dataset: str, root: Path, offline_subsets: bool, sha256: str | None =
 def resolve(cfg: TrainConfig) -> TrainConfig:
     """`cfg` with `data_sha256` set to the data it reads under its data root; a pinned digest that the data root
     does not hold is refused, naming both."""
-    source = locate(cfg.dataset, Path(cfg.data_root), cfg.offline_subsets, cfg.data_sha256)
+    root = workspace_path(Path(cfg.data_root))  # also from inside one of DVC's queued copies
+    source = locate(cfg.dataset, root, cfg.offline_subsets, cfg.data_sha256)
+    if source is None:
+        return cfg
     if cfg.data_sha256 is not None and cfg.data_sha256 != source.sha256:
         raise DataFileError(
-            f"the config pins data sha256 {cfg.data_sha256[:12]}…, but data root {cfg.data_root} holds "
+            f"the config pins data sha256 {cfg.data_sha256[:12]}…, but data root {root} holds "
             f"{source.describe()} for {cfg.dataset!r}; point --data-root at the pinned data, or drop data_sha256 "
             f"to run on this data (another run)"
         )

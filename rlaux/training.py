@@ -52,12 +52,9 @@ def train_epoch(trainer: Trainer, method: AuxMethod, epoch: int) -> dict[str, fl
 def data_record(cfg: TrainConfig, data: Splits) -> dict:
     """What the run read: its file and the file's sha256 (None for data handed in memory), and a hash of the
     selected images' positions in each split."""
-    source = (
-        data_source.locate(cfg.dataset, cfg.data_root, cfg.offline_subsets, cfg.data_sha256).file
-        if cfg.data_sha256 is not None
-        else None
-    )
-    return {"file": source, "sha256": cfg.data_sha256} | {
+    source = data_source.locate(cfg.dataset, cfg.data_root, cfg.offline_subsets, cfg.data_sha256)
+    read = source.file if source is not None and cfg.data_sha256 is not None else None
+    return {"file": read, "sha256": cfg.data_sha256} | {
         f"{name}_index_sha256": split.index_sha256()
         for name, split in (("train", data.train), ("val", data.val), ("test", data.test))
     }

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
@@ -31,6 +32,10 @@ from rlaux.run_identity import RESULTS_VERSION
 
 FINGERPRINTS = Path(__file__).with_name("results_fingerprint.json")
 RTOL = 1e-9
+RL_TOLERANCE = {"rel_tol": 1e-4, "abs_tol": 1e-6}
+"""RL variants keep SB3's float32 rollout buffer and PPO update, whose last bits differ between CPUs (the recorded
+fingerprints against an AMD EPYC: up to 2e-5 relative, 6e-4 on a policy-gradient loss near zero, 1e-6 absolute);
+float64 variants stay at RTOL. A change to RL's code moves its numbers far beyond this."""
 RECORD = "python tests/test_results_version.py --record"
 TINY_RL = {"n_steps": 10, "ppo_batch_size": 10, "n_epochs": 2, "reward_batch": 10, "feature_dim": 16}
 AS_RUN = {
@@ -75,7 +80,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "rl-asrun": {"method": "rl", "rl": TINY_RL, "errata": AS_RUN},
     "wa-rl": {"method": "wa-rl", "rl": TINY_RL},
     "wa-rl-asrun": {"method": "wa-rl", "rl": TINY_RL, "errata": AS_RUN | {"weight_scale_8w3": True}},
+    "single-momentum": {"method": "single", "momentum": 0.9},
+    "rl-untrained": {"method": "rl", "rl": TINY_RL | {"train_agent": False}},
+    # through the data layer: tiny .npz archives read by rlaux.data (read_npz, block order, subsets, split)
+    "human-npz-data": {"method": "human"},
+    "pairs-human-npz-data": {"dataset": "cifar10-pairs", "method": "human", "psi": 2},
 }
+NPZ_VARIANTS = ("human-npz-data", "pairs-human-npz-data")
 
 
 def tiny_data(num_classes: int = 20, psi: int = 5) -> Splits:
@@ -90,20 +101,44 @@ def tiny_data(num_classes: int = 20, psi: int = 5) -> Splits:
     return Splits(split(40), split(20), split(20), info)
 
 
+def tiny_npz_root(folder: Path) -> Path:
+    """A data root of tiny seeded archives in the offline subsets' layout: CIFAR-100 (60 train and 20 test images, the
+    fine class 5 * superclass + a seeded rank) and CIFAR-10 (60 and 20, classes in turn)."""
+    g = np.random.default_rng(0)
+    (folder / "subsets").mkdir(parents=True)
+    images = {f"x_{s}": g.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8) for s, n in (("train", 60), ("test", 20))}
+    coarse = {s: np.arange(n) % 20 for s, n in (("train", 60), ("test", 20))}
+    fine = {s: 5 * c + g.integers(0, 5, len(c)) for s, c in coarse.items()}
+    np.savez(
+        folder / "subsets" / "cifar100.npz",
+        **images,
+        **{f"y_{s}": fine[s] for s in fine},
+        **{f"y_{s}_coarse": coarse[s] for s in coarse},
+    )
+    np.savez(
+        folder / "subsets" / "cifar10.npz",
+        **images,
+        **{f"y_{s}": np.arange(n) % 10 for s, n in (("train", 60), ("test", 20))},
+    )
+    return folder
+
+
 def fingerprint(variant: str, out: Path) -> dict[str, float]:
     """The numbers of one variant's tiny run: history (time left out), metrics, and sums of its best weights."""
     from rlaux.training import train
 
+    npz = variant in NPZ_VARIANTS
     cfg = build_config(
         {"dataset": "cifar100-20", "epochs": 3, "lr_step": 2, "batch_size": 10, "width": 0.0625, "seed": 3},
         {"device": "cpu", "progress": False, "out": str(out)},
+        {"data_root": str(tiny_npz_root(out.parent / f"{variant}-data"))} if npz else {},
         VARIANTS[variant],
     )
     dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
     torch.set_num_threads(1)
     try:
-        metrics = train(cfg, data=tiny_data())
+        metrics = train(cfg, data=None if npz else tiny_data())
     finally:
         torch.set_default_dtype(dtype)
         torch.set_num_threads(threads)
@@ -121,15 +156,14 @@ def fingerprint(variant: str, out: Path) -> dict[str, float]:
     return values
 
 
-def differences(recorded: dict[str, float], now: dict[str, float]) -> list[str]:
-    """Keys whose value moved beyond RTOL (NaN equals NaN), appeared or went."""
+def differences(recorded: dict[str, float], now: dict[str, float], variant: str = "single") -> list[str]:
+    """Keys whose value moved beyond the variant's tolerance (NaN equals NaN), appeared or went."""
+    rl = VARIANTS.get(variant, {}).get("method") in ("rl", "wa-rl")
+    tolerance = RL_TOLERANCE if rl else {"rel_tol": RTOL, "abs_tol": 1e-12}
     moved = [
         f"{k}: {recorded[k]!r} -> {now[k]!r}"
         for k in recorded.keys() & now.keys()
-        if not (
-            (math.isnan(recorded[k]) and math.isnan(now[k]))
-            or math.isclose(recorded[k], now[k], rel_tol=RTOL, abs_tol=1e-12)
-        )
+        if not ((math.isnan(recorded[k]) and math.isnan(now[k])) or math.isclose(recorded[k], now[k], **tolerance))
     ]
     return (
         sorted(moved)
@@ -153,7 +187,7 @@ def test_the_fingerprints_were_recorded_under_this_results_version(recorded):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_numbers_move_only_with_the_results_version(variant, recorded, tmp_path):
-    moved = differences(recorded["variants"][variant], fingerprint(variant, tmp_path / variant))
+    moved = differences(recorded["variants"][variant], fingerprint(variant, tmp_path / variant), variant)
     assert not moved, (
         f"{variant}'s numbers moved under results version {RESULTS_VERSION!r} (recorded with torch "
         f"{recorded['torch']}, now {torch.__version__}): {'; '.join(moved[:5])}. If the change is meant to move "
@@ -169,14 +203,49 @@ def test_a_one_constant_change_in_a_loss_is_caught(recorded, tmp_path, monkeypat
     assert differences(recorded["variants"]["single"], fingerprint("single", tmp_path / "single"))
 
 
-def record() -> None:
+def record(names: tuple[str, ...] = tuple(VARIANTS), path: Path = FINGERPRINTS, version: str = RESULTS_VERSION) -> None:
+    """Write the fingerprints of `names` under `version`. Under the version already recorded, a fingerprint that
+    moved is refused (the numbers moved without a bump: committed runs would pass as current); only new variants
+    are added (the recorded ones keep their values)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        variants = {v: fingerprint(v, Path(tmp) / v) for v in VARIANTS}
-    data = {"results_version": RESULTS_VERSION, "torch": torch.__version__, "variants": variants}
-    FINGERPRINTS.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"recorded {len(variants)} variants under results version {RESULTS_VERSION!r} in {FINGERPRINTS}")
+        variants = {v: fingerprint(v, Path(tmp) / v) for v in names}
+    old = json.loads(path.read_text()) if path.is_file() else {}
+    if old.get("results_version") == version:
+        moved = {
+            v: d
+            for v in variants.keys() & old["variants"].keys()
+            if (d := differences(old["variants"][v], variants[v], v))
+        }
+        if moved:
+            first = next(iter(sorted(moved)))
+            raise SystemExit(
+                f"refusing to re-record: {', '.join(sorted(moved))} moved under the unchanged results version "
+                f"{version!r} ({first}: {moved[first][0]}); bump RESULTS_VERSION in rlaux/run_identity.py (committed "
+                f"runs then retrain) and record again, or undo the change that moved them"
+            )
+        variants = variants | old["variants"]  # the recorded values stay; only new variants are added
+    data = {"results_version": version, "torch": torch.__version__, "variants": variants}
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+    print(f"recorded {len(names)} variants under results version {version!r} in {path}")
+
+
+def test_recording_refuses_a_moved_fingerprint_under_the_same_version(recorded, tmp_path):
+    """--record cannot launder a moved number: under the recorded version a changed fingerprint is refused and the
+    file is left as it was; under a new version (a bump) it is recorded."""
+    path = tmp_path / "fingerprints.json"
+    moved = json.loads(json.dumps(recorded))
+    moved["variants"]["single"]["best/sum"] += 1.0
+    path.write_text(json.dumps(moved))
+    with pytest.raises(SystemExit, match=r"refusing to re-record: single moved under the unchanged results version"):
+        record(("single",), path)
+    assert json.loads(path.read_text()) == moved
+    record(("single",), path, version="bumped")
+    assert not differences(recorded["variants"]["single"], json.loads(path.read_text())["variants"]["single"])
+    path.write_text(json.dumps(moved | {"variants": {k: v for k, v in moved["variants"].items() if k != "single"}}))
+    record(("single",), path)  # a variant new under the same version is added
+    assert not differences(recorded["variants"]["single"], json.loads(path.read_text())["variants"]["single"])
 
 
 if __name__ == "__main__":
