@@ -162,6 +162,10 @@ def test_cifar10_pairs_groups_unrelated_classes_and_keeps_the_classes_as_the_hum
     with pytest.raises(ConfigError, match="2 human classes per primary class of 'cifar10-pairs'; set psi to 2, not 5"):
         build_config({"dataset": "cifar10-pairs", "method": "human"})
     build_config({"dataset": "cifar10-pairs", "method": "rl", "psi": 2, "rl": {"reward": "oracle"}})  # a human task
+    from rlaux.report.claims import claim_list
+
+    claims = claim_list()  # the paper's claims are about the paper's datasets, not the suite's control
+    assert claims and {c.dataset for c in claims} == {"cifar100-20", "cifar10", "svhn"}
 
 
 def test_momentum_is_off_by_default_and_only_a_nonzero_value_enters_the_identity(small_config, one_thread):

@@ -49,14 +49,15 @@ TEMPLATES: list[tuple[str, str, str, float, str | tuple[str, ...]]] = [
     ("Random labels at λ = 8 beat the loss-scale control", "c10-random-lam8", "c10-single-scale9", 0.0, ("cifar10",)),
 ]
 """The paper's claims (and the controls' questions) as data: each template applies to a tuple of datasets,
-to EVERY dataset of `DATASET_FACTS` or to those with a HUMAN task."""
+to EVERY paper dataset of `DATASET_FACTS` or to those with a HUMAN task."""
 
 
 def _datasets(scope: str | tuple[str, ...]) -> tuple[str, ...]:
+    paper = {name: facts for name, facts in DATASET_FACTS.items() if facts.paper}  # not the suite's own controls
     if scope == EVERY:
-        return tuple(DATASET_FACTS)
+        return tuple(paper)
     if scope == HUMAN:
-        return tuple(name for name, facts in DATASET_FACTS.items() if facts.human_task)
+        return tuple(name for name, facts in paper.items() if facts.human_task)
     return tuple(scope)
 
 
