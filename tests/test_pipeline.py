@@ -436,7 +436,7 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
     return res.stdout + res.stderr
 
 
-RECORD_STAGES = ("search", "dose_response")
+RECORD_STAGES = ("search", "search_2", "dose_response")
 """Stages over committed records of their own profiles (runs/grid-*, runs/oracle), whatever the active profile."""
 
 
