@@ -1,4 +1,5 @@
-"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | search | dose-response | figures | tables`: `train`'s flags
+"""`rlaux train | evaluate | experiment | dispatch | data | subsets | collect | search | dose-response | figures | tables |
+answer`: `train`'s flags
 are generated from the typed config, so the CLI, YAML files and params.yaml cannot drift apart."""
 
 from __future__ import annotations
@@ -209,6 +210,7 @@ def _report(args: argparse.Namespace) -> None:
         paths = write_figures(runs, curves, paper, params.profile, args.out)
         print(f"wrote {len(paths)} figures into {args.out}")
     else:
+        from rlaux.report.answer import FollowUps
         from rlaux.report.readme import write_report
         from rlaux.report.search import Retest
         from rlaux.report.tables import write_tables
@@ -216,8 +218,34 @@ def _report(args: argparse.Namespace) -> None:
         write_tables(paper, runs, params.profile, args.out)
         search = _read_csv(args.search) if args.search.is_file() else None
         retest = Retest.read(args.search)
-        path = write_report(params, runs, paper, args.out, args.figures, curves, search, retest)
+        follow = FollowUps.read(args.search.parent, args.dose)
+        path = write_report(params, runs, paper, args.out, args.figures, curves, search, retest, follow)
         print(f"wrote {args.out}/reproduction.md, claims.csv and the report {path}")
+
+
+def _answer(args: argparse.Namespace) -> None:
+    from rlaux.report.answer import block, first_difference, study_answer, with_block
+
+    generated = study_answer(args.root)
+    if args.write is None and args.check is None:
+        print(generated)
+        return
+    path = args.write or args.check
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; name the README that holds the answer's markers")
+    text = path.read_text()
+    if args.check is not None:
+        if block(text, path) != generated:
+            raise UserError(
+                f"{path}'s answer differs from the tables ({first_difference(block(text, path), generated)}); "
+                f"run `rlaux answer --write {path}`"
+            )
+        print(f"{path}'s answer is the one the tables give")
+        return
+    from rlaux.io import write_text
+
+    write_text(path, with_block(text, generated, path))
+    print(f"wrote the answer into {path}")
 
 
 def _read_csv(path: Path):
@@ -354,9 +382,38 @@ def build_parser() -> argparse.ArgumentParser:
                 type=Path,
                 default=Path("paper_tables/searches/positive_control.csv"),
                 help="the positive-control search's table (`rlaux search`), quoted where it exists in the answer of the "
-                "profile it follows up (the study's) and in no other profile's",
+                "profile it follows up (the study's) and in no other profile's; the second search's table "
+                "(positive_control_2.csv) is read from the same folder",
+            )
+            rp.add_argument(
+                "--dose",
+                type=Path,
+                default=Path("figures/oracle/dose_response.csv"),
+                help="the oracle's dose-response (`rlaux dose-response`): quoted in the study's answer where it exists, "
+                "its figure shown in the study's report",
             )
         rp.set_defaults(func=_report)
+    an = sub.add_parser(
+        "answer",
+        help="the README's answer, generated from the committed tables (print it, --write it, or --check it)",
+        description="The answer (at most 4 sentences, 120 words) from paper_tables/study/claims.csv, "
+        "paper_tables/searches/ (the registered positive-control searches and the first's re-test) and "
+        "figures/oracle/dose_response.csv; the study's report opens with the same text. Without --write or "
+        "--check it is printed.",
+    )
+    an.add_argument("--root", type=Path, default=Path("."), help="the repository holding the tables (default: .)")
+    mode = an.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--write", type=Path, default=None, metavar="README", help="replace the answer between its markers"
+    )
+    mode.add_argument(
+        "--check",
+        type=Path,
+        default=None,
+        metavar="README",
+        help="exit 2, naming the first differing word, when the answer between its markers is not the tables'",
+    )
+    an.set_defaults(func=_answer)
     return parser
 
 

@@ -450,6 +450,7 @@ def tiny_project(tmp_path, data_root):
         "paper_tables/searches/positive_control.csv",  # the tables stage quotes it and its re-test
         "paper_tables/searches/positive_control_retest.csv",
         "paper_tables/searches/positive_control_agent.csv",
+        "figures/oracle/dose_response.csv",  # the study's answer quotes it (the tables stage depends on it)
         "pyproject.toml",
         "README.md",
         ".gitignore",

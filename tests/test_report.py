@@ -167,9 +167,12 @@ def test_last15_is_named_for_what_it_is():
 
 
 def _answer(text: str) -> str:
-    answer = text.splitlines()[2]  # right under the title
-    assert answer.startswith("**The answer:** ")
-    return answer
+    """The answer in detail: the paragraph under the report's opening (`rlaux.report.answer`, tests/test_answer.py)."""
+    lines = text.splitlines()
+    assert lines[2].startswith("**The answer:** ")  # right under the title
+    detail = lines[4]
+    assert detail.startswith("**In detail:** ")
+    return detail
 
 
 def test_report_gives_the_answer_first_in_at_most_four_sentences_then_a_verdict_table():
@@ -255,7 +258,7 @@ def test_the_positive_control_is_the_first_sentence():
             test_acc_best_val=single.test_acc_best_val + gain + single.seed / 10,
         )
         answer = _answer(render(params, pd.concat([c10, single, human], ignore_index=True), paper, REPO, REPO))
-        assert answer.startswith(f"**The answer:** {words}")
+        assert answer.startswith(f"**In detail:** {words}")
 
 
 def test_answer_covers_each_dataset_and_calls_a_slice_a_slice():
@@ -574,7 +577,7 @@ def test_a_smoke_report_speaks_only_of_its_own_profile_and_prints_no_impossible_
     for word in ("search", "Re-tested", "oracle", "grid-", "fresh seeds"):
         assert word not in text, word
     answer = _answer(text)
-    assert answer.startswith("**The answer:** The positive control fails: human labels, the paper's best-documented")
+    assert answer.startswith("**In detail:** The positive control fails: human labels, the paper's best-documented")
     assert "95% CI wider than the possible ±100 pp" in answer  # the control's interval: -1 ± 368 pp
     assert (
         "only true differences of 7.1 pp or more were detectable at 80% power, and for 3 of them, with 2 seeds, no "
