@@ -282,17 +282,22 @@ def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_con
     return f"So an auxiliary-task gain is visible there, where RL-AUX is yet to be tested; {claims}."
 
 
+def retest_placebo(retest: Retest) -> tuple[pd.DataFrame, pd.Series] | None:
+    """The re-test's claims on the headline metric and its placebo claim's row; None when it tested no placebo."""
+    if retest.claims.empty:
+        return None
+    tested = retest.claims[retest.claims.metric == HEADLINE_METRIC]
+    placebo = tested[tested.claim == PLACEBO_CLAIM]
+    return None if placebo.empty else (tested, placebo.iloc[0])
+
+
 def retest_sentence(searches: tuple[pd.DataFrame | None, ...], retest: Retest | None, named: str | None = None) -> str:
     """The first search's re-test at its most promising cell ('there' when the control's sentence named that cell):
     how many of its registered claims hold, the placebo claim, and RL-AUX's fine agreement against chance."""
     first = searches[0] if searches else None
-    if first is None or retest is None or retest.claims.empty:
+    if first is None or retest is None or (found := retest_placebo(retest)) is None:
         return ""
-    tested = retest.claims[retest.claims.metric == HEADLINE_METRIC]
-    placebo = tested[tested.claim == PLACEBO_CLAIM]
-    if placebo.empty:
-        return ""
-    r = placebo.iloc[0]
+    tested, r = found
     holding = int(tested.verdict.str.startswith("holds").sum())
     verb = "beats" if r.verdict.startswith("holds") else "does not beat"
     cell = most_promising(first)

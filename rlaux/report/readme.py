@@ -28,6 +28,7 @@ from rlaux.report.answer import (
     SEARCHED_PROFILE,
     FollowUps,
     answer,
+    retest_placebo,
 )
 from rlaux.report.answer import difference as _difference
 from rlaux.report.answer import num as _num
@@ -297,13 +298,9 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     """Where no search cell held: the mechanism re-tested at the most promising cell (`rlaux.report.search`), its
     placebo claim, how many claims hold on each metric (the last-15 one can differ), and the agent's fine agreement
     beside the placebo's and the oracle's."""
-    if search is None or retest is None or retest.claims.empty:
+    if search is None or retest is None or (found := retest_placebo(retest)) is None:
         return ""
-    tested = retest.claims[retest.claims.metric == HEADLINE_METRIC]
-    placebo = tested[tested.claim == PLACEBO_CLAIM]
-    if placebo.empty:
-        return ""
-    r = placebo.iloc[0]
+    tested, r = found
     held = "beats" if r.verdict.startswith("holds") else "does not beat"
     holding = int(tested.verdict.str.startswith("holds").sum())
     where = f"at the search's most promising cell ({most_promising(search)}, {int(r.n)} fresh seeds)"
