@@ -60,6 +60,7 @@ def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_
     assert sorted(p.name for p in cfg.out.iterdir()) == [
         "best.pt",
         "config.json",
+        "data.json",  # what it read: the file, its sha256, the selected images' position hashes
         "history.csv",
         "machine.json",
         "metrics.json",
@@ -198,6 +199,7 @@ def test_experiment_keeps_its_finished_run_and_replaces_a_stale_one(data_root, t
         "best.pt",
         "code.json",
         "config.json",
+        "data.json",
         "history.csv",
         "machine.json",
         "metrics.json",
