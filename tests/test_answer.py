@@ -54,7 +54,7 @@ def test_the_committed_answer_is_short_and_leads_with_the_positive_control():
     _short(text)
     first = sentences(text)[0]
     assert first.startswith("The positive control ")
-    assert "single-task learning and single-task with its loss ×2" in first
+    assert "beat single-task learning" in first and "single-task with its loss ×2" in first
     assert sentences(text)[1].startswith("So ")  # what the control means for the verdicts on RL-AUX
     for typed in ("1/8", "9,000", "50,000"):  # the hand-typed answer's numbers come from no table
         assert typed not in text
@@ -197,6 +197,29 @@ def test_the_second_search_running_judged_so_far_or_holding():
     assert sentences(text)[0] == (
         "The positive control holds: in the second registered search's cell g2, human labels beat single-task "
         "learning (+4.00 pp, Holm p = 0.002) and single-task with its loss ×2 (+3.00 pp, Holm p = 0.02)."
+    )
+    # a confirmation that holds is the registered verdict: its own numbers are quoted, with its seeds
+    confirmation = pd.DataFrame(
+        {
+            "stage": ["confirmation"],
+            "profile": ["confirm"],
+            "n": [10],
+            "task_minus_baseline": [5.57],
+            "baseline_p_holm": [0.0006],
+            "task_minus_step_control": [4.87],
+            "step_p_holm": [0.0007],
+            "status": ["holds"],
+        }
+    )
+    confirmed = pd.concat([holding, confirmation], ignore_index=True)
+    assert sentences(answer(claims, FollowUps(searches=(first, confirmed))))[0] == (
+        "The positive control holds: in the second registered search's cell g2, on 10 fresh seeds (the registered "
+        "confirmation), human labels beat single-task learning (+5.57 pp, Holm p = 0.0006) and single-task with its "
+        "loss ×2 (+4.87 pp, Holm p = 0.0007)."
+    )
+    failed = confirmed.assign(status=["does not hold", "holds", "not run", "pruned before running (over)", "fails"])
+    assert sentences(answer(claims, FollowUps(searches=(first, failed))))[0].endswith(
+        "(+3.00 pp, Holm p = 0.02), not confirmed on its fresh seeds."
     )
     # the first search not written yet, the second running: the profile's own control, and the search's state
     text = answer(claims, FollowUps(searches=(None, running)))

@@ -196,22 +196,26 @@ def control_sentence(tested: pd.DataFrame, searches: tuple[pd.DataFrame | None, 
         table = searches[i]
         assert table is not None
         conf = table[table.stage == "confirmation"] if "stage" in table else table.iloc[:0]
-        confirmed = ""
+        confirmed, quoted = "", c
         if len(conf):
             k = conf.iloc[0]
-            confirmed = (
-                f", confirmed on {'' if pd.isna(k.get('n', math.nan)) else f'{int(k.n)} '}fresh seeds"
-                if k.status == "holds"
-                else (
-                    ", not confirmed on its fresh seeds"
-                    if not str(k.status).startswith("not run")
-                    else ", not yet confirmed on fresh seeds"
-                )
-            )
+            if k.status == "holds":  # the confirmation's verdict is the registered one: its numbers are quoted
+                seeds = "" if pd.isna(k.get("n", math.nan)) else f"{int(k.n)} "
+                confirmed, quoted = f", on {seeds}fresh seeds (the registered confirmation)", k
+            elif not str(k.status).startswith("not run"):
+                confirmed = ", not confirmed on its fresh seeds"
+            else:
+                confirmed = ", not yet confirmed on fresh seeds"
+        if quoted is c:
+            return (
+                f"The positive control holds: in the {ORDINALS[i]} registered search's cell {c.profile}, human labels "
+                f"beat single-task learning ({pp(c.task_minus_baseline)} pp, {_p(c, 'baseline_p')}) and single-task "
+                f"with its loss ×2 ({pp(c.get('task_minus_step_control', math.nan))} pp, {_p(c, 'step_p')}){confirmed}."
+            ), True
         return (
-            f"The positive control holds: in the {ORDINALS[i]} registered search's cell {c.profile}, human labels beat "
-            f"single-task learning ({pp(c.task_minus_baseline)} pp, {_p(c, 'baseline_p')}) and single-task with its "
-            f"loss ×2 ({pp(c.get('task_minus_step_control', math.nan))} pp, {_p(c, 'step_p')}){confirmed}."
+            f"The positive control holds: in the {ORDINALS[i]} registered search's cell {c.profile}{confirmed}, human "
+            f"labels beat single-task learning ({pp(quoted.task_minus_baseline)} pp, {_p(quoted, 'baseline_p')}) and "
+            f"single-task with its loss ×2 ({pp(quoted.get('task_minus_step_control', math.nan))} pp, {_p(quoted, 'step_p')})."
         ), True
     where, best, running = _searches_clause(searches)
     if where and best is not None:
