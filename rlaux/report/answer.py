@@ -236,17 +236,25 @@ def control_sentence(tested: pd.DataFrame, searches: tuple[pd.DataFrame | None, 
     ), bool(len(held_rows))
 
 
+def mde_span(inconclusive: pd.DataFrame) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """The claims' minimum detectable effects at 80% power: the span of those within the 100 pp two accuracies can
+    differ by ("2.7–12.6", or "" when none is), the claims it covers, and those that could detect no possible
+    difference (never printed as a number)."""
+    mde = inconclusive.dropna(subset=["mde_80"])
+    seen, blind = mde[mde.mde_80 <= MAX_PP], mde[mde.mde_80 > MAX_PP]
+    if not len(seen):
+        return "", seen, blind
+    lo, hi = (
+        within(v, 0.0, MAX_PP, "a minimum detectable effect (pp)") for v in (seen.mde_80.min(), seen.mde_80.max())
+    )
+    return (f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}–{hi:.1f}"), seen, blind
+
+
 def _power(inconclusive: pd.DataFrame) -> str:
     """The effects the inconclusive claims' seeds could detect at 80% power, as 'detectable at 80% power: 2.7–12.6
     pp'; none beyond the 100 pp two accuracies can differ by is printed."""
-    mde = inconclusive.dropna(subset=["mde_80"])
-    seen, blind = mde[mde.mde_80 <= MAX_PP], mde[mde.mde_80 > MAX_PP]
-    parts = []
-    if len(seen):
-        lo, hi = (
-            within(v, 0.0, MAX_PP, "a minimum detectable effect (pp)") for v in (seen.mde_80.min(), seen.mde_80.max())
-        )
-        parts.append(f"{lo:.1f} pp" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}–{hi:.1f} pp")
+    span, seen, blind = mde_span(inconclusive)
+    parts = [f"{span} pp"] if span else []
     if len(blind):
         parts.append(f"none under {MAX_PP:g} pp for {len(blind)}" if len(seen) else f"none under {MAX_PP:g} pp")
     return f"detectable at 80% power: {', '.join(parts)}" if parts else ""

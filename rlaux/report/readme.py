@@ -28,6 +28,7 @@ from rlaux.report.answer import (
     SEARCHED_PROFILE,
     FollowUps,
     answer,
+    mde_span,
     retest_placebo,
 )
 from rlaux.report.answer import difference as _difference
@@ -244,15 +245,8 @@ def _claims_sentence(tested: pd.DataFrame) -> str:
 def _power_clause(inconclusive: pd.DataFrame) -> str:
     """The effect sizes the inconclusive claims' seeds could detect at 80% power. A minimum detectable effect beyond
     the 100 pp two accuracies can differ by is not printed: those claims could detect no possible difference."""
-    mde = inconclusive.dropna(subset=["mde_80"])
-    seen, blind = mde[mde.mde_80 <= MAX_PP], mde[mde.mde_80 > MAX_PP]
-    parts = []
-    if len(seen):
-        lo, hi = (
-            within(v, 0.0, MAX_PP, "a minimum detectable effect (pp)") for v in (seen.mde_80.min(), seen.mde_80.max())
-        )
-        span = f"{lo:.1f}" if f"{lo:.1f}" == f"{hi:.1f}" else f"{lo:.1f}–{hi:.1f}"
-        parts.append(f"only true differences of {span} pp or more were detectable at 80% power")
+    span, seen, blind = mde_span(inconclusive)
+    parts = [f"only true differences of {span} pp or more were detectable at 80% power"] if span else []
     if len(blind):
         n = sorted({int(v) for v in blind.n})
         seeds = f"{n[0]}" if len(n) == 1 else f"{n[0]}–{n[-1]}"
