@@ -182,7 +182,8 @@ def _collect(args: argparse.Namespace) -> None:
 def _search(args: argparse.Namespace) -> None:
     from rlaux.report.search import write_search
 
-    table = write_search(load_params(args.params), args.name, args.out)
+    paper = _read_csv(args.paper) if args.paper.is_file() else None
+    table = write_search(load_params(args.params), args.name, args.out, paper)
     for row in table.itertuples():
         print(f"{row.stage:12} {row.profile:16} {row.status}")
     print(f"wrote {args.out / args.name}.csv and .md")
@@ -352,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("name", help="the search's name under params.yaml's `searches`")
     se.add_argument("--params", **params_flag)
     se.add_argument("--out", type=Path, default=Path("paper_tables/searches"))
+    se.add_argument("--paper", type=Path, default=Path("paper_tables/paper.csv"), help="the paper's numbers")
     se.set_defaults(func=_search)
     do = sub.add_parser(
         "dose-response",

@@ -85,11 +85,27 @@ class Search(BaseModel):
     retest: list[str] = []
     """Profiles that re-test the mechanism at the most promising cell (largest mean `task` - `baseline`) when no
     cell holds; their settings must be that cell's."""
+    chain: str | None = None
+    """The profile that closes the causal chain in the chosen cell (its settings, fresh seeds), registered before
+    its runs."""
+    chain_claims: list[str] = []
+    """The chain's claims as "better > worse" experiment ids: one family, one-sided paired t-tests on `metric`,
+    Holm-adjusted across all of them, judged once every run of `chain` has finished."""
+
+    def claim_pairs(self) -> list[tuple[str, str]]:
+        """`chain_claims` as (better, worse) experiment ids."""
+        return [tuple(side.strip() for side in claim.split(">")) for claim in self.chain_claims]  # type: ignore[misc]
 
     @model_validator(mode="after")
     def _rule_is_complete(self) -> Search:
         if self.rule == "both" and self.settled_slope is None:
             raise ValueError("rule 'both' judges the baseline's settling: give settled_slope (pp per epoch)")
+        for claim in self.chain_claims:
+            sides = claim.split(">")
+            if len(sides) != 2 or not all(side.strip() for side in sides):
+                raise ValueError(f"chain claim {claim!r} is not 'better > worse' (two experiment ids)")
+        if self.chain_claims and self.chain is None:
+            raise ValueError("chain_claims are tested on the chain's runs: name the chain profile (`chain`)")
         return self
 
     def arms(self, params: Params, profile: str) -> tuple[str, str, str]:
@@ -200,7 +216,8 @@ def load_params(path: Path = PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for name, search in params.searches.items():
-        cells = [*search.cells, *([search.confirmation] if search.confirmation else []), *search.retest]
+        named = [search.confirmation, search.chain]
+        cells = [*search.cells, *(cell for cell in named if cell), *search.retest]
         for cell in [*cells, *search.pruned, *search.cost_cpu_hours]:
             if cell not in params.profiles:
                 raise ConfigError(f"{path}: searches.{name} names profile {cell!r}, which profiles lacks")
@@ -209,6 +226,13 @@ def load_params(path: Path = PARAMS) -> Params:
                 if arm not in params.experiments:
                     raise ConfigError(
                         f"{path}: searches.{name} names experiment {arm!r} (cell {cell!r}), which experiments lacks"
+                    )
+        for better, worse in search.claim_pairs():
+            for arm in (better, worse):
+                if arm not in (params.profiles[search.chain].only or params.experiments):  # type: ignore[index]
+                    raise ConfigError(
+                        f"{path}: searches.{name}.chain_claims names {arm!r}, which the chain profile "
+                        f"{search.chain!r} does not run; add it to that profile's `only` and to `experiments`"
                     )
         if search.budget_cpu_hours is not None:
             registered = sum(search.cost_cpu_hours.get(cell, math.inf) for cell in search.cells)

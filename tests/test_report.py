@@ -370,21 +370,29 @@ def test_two_paired_seeds_are_testable_and_no_spread_has_no_detectable_effect():
     nc = found / math.sqrt(0.5) * math.sqrt(2)  # the power of the two-sided test at the effect it reports: 80%
     assert stats.nct.sf(crit, 1, nc) + stats.nct.cdf(-crit, 1, nc) == pytest.approx(0.8, abs=1e-3)
     assert math.isnan(mde(5, 0.0)) and math.isnan(mde(1, 1.0)) and math.isnan(mde(5, math.nan))
+    one_sided = mde(2, math.sqrt(0.5), one_sided=True)  # a registered one-sided claim: 80% power in its direction
+    crit = stats.t.ppf(0.95, 1)
+    assert stats.nct.sf(crit, 1, one_sided / math.sqrt(0.5) * math.sqrt(2)) == pytest.approx(0.8, abs=1e-3)
+    assert one_sided < found
 
 
 def test_the_authors_randomized_agent_is_in_paper_csv_with_its_source():
-    """The authors' own placebo (analyze_run.ipynb @664b142 cell 37, not in the paper: 75.70 beside RL-AUX's 76.19)
-    is the paper's side of "RL-AUX beats its placebo" on CIFAR-100-20: 76.186 (Fig. 4) - 75.70 = 0.486 pp; its row
-    has no figure, and the tables say where each number comes from."""
+    """The authors' Randomized Task (analyze_run.ipynb @664b142 cell 37, not in the paper: 75.70 beside RL-AUX's
+    76.19) is an agent never trained with their settings: paper.csv gives it to c100-rl-untrained-asrun, not to our
+    placebo (an agent trained on a reward that ignores its actions), so "RL-AUX beats its placebo" has no paper side;
+    76.186 (Fig. 4) - 75.70 = 0.486 pp is RL-AUX against the untrained agent. Its row has no figure, and the tables
+    say where each number comes from."""
     from rlaux.report.tables import reproduction
 
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
-    assert paper_difference(paper, "c100-rl", "c100-rl-placebo", "test_acc_last15") == pytest.approx(0.486)
-    placebo = paper[paper.experiment == "c100-rl-placebo"].iloc[0]
-    assert math.isnan(placebo.figure) and "analyze_run.ipynb @664b142 cell 37" in placebo.source
+    assert paper_difference(paper, "c100-rl", "c100-rl-untrained-asrun", "test_acc_last15") == pytest.approx(0.486)
+    assert math.isnan(paper_difference(paper, "c100-rl", "c100-rl-placebo", "test_acc_last15"))
+    untrained = paper[paper.experiment == "c100-rl-untrained-asrun"].iloc[0]
+    assert math.isnan(untrained.figure) and "analyze_run.ipynb @664b142 cell 37" in untrained.source
     assert paper.source[paper.figure == 5].str.contains("@664b142 cell 23").all()
     rep = reproduction(paper, pd.DataFrame()).set_index("experiment")
-    assert rep.loc["c100-rl-placebo", "figure"] == "" and rep.loc["c100-rl-placebo", "source"] == placebo.source
+    row = rep.loc["c100-rl-untrained-asrun"]
+    assert row["figure"] == "" and row["source"] == untrained.source
 
 
 def test_a_failed_control_quotes_the_pre_registered_search():

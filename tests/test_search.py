@@ -348,3 +348,114 @@ def test_the_second_rounds_rule_needs_both_differences_after_holm_and_a_settled_
             )
         )
         load_params(tmp_path / "params.yaml")
+
+
+CHAIN_ARMS = {
+    "pairs-single": {"dataset": "cifar10-pairs", "method": "single", "psi": 2},
+    "pairs-human": {"dataset": "cifar10-pairs", "method": "human", "psi": 2},
+    "pairs-rl": {"dataset": "cifar10-pairs", "method": "rl", "psi": 2},
+    "pairs-rl-placebo": {"dataset": "cifar10-pairs", "method": "rl", "psi": 2, "rl": {"placebo": True}},
+    "pairs-rl-untrained-asrun": {
+        "dataset": "cifar10-pairs",
+        "method": "rl",
+        "psi": 2,
+        "rl": {"train_agent": False},
+        "errata": {"frozen_heads": True, "softmax_features": True},
+    },
+}
+
+
+def _chain_raw() -> dict:
+    raw = _raw(confirmation=None)
+    raw["experiments"] = ARMS | CHAIN_ARMS
+    chain = {"seeds": 3, "seed_pool": [70, 71, 72], "datasets": {"cifar10-pairs": {}}, "only": list(CHAIN_ARMS)}
+    raw["profiles"]["chain"] = chain
+    raw["searches"]["pc"] |= {
+        "chain": "chain",
+        "chain_claims": ["pairs-human > pairs-single", "pairs-rl > pairs-rl-placebo", "pairs-single > pairs-human"],
+    }
+    return raw
+
+
+def _write_chain_run(arm: str, seed: int, acc: float, nmi: float | None, agreement: float | None) -> None:
+    run = Path("runs", "chain", arm, f"s{seed}")
+    run.mkdir(parents=True)
+    metrics = {"test_acc_best_val": acc, "test_acc_last15": acc - 1, "val_acc_best": acc, "epochs": 4}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4]})
+    if nmi is not None:
+        history["labels/nmi"] = [0.9, nmi, nmi, nmi]  # the first epoch falls outside the last 3
+    if agreement is not None:
+        history["rl/fine_agreement"] = [0.0, agreement, agreement, agreement]
+    history.to_csv(run / "history.csv", index=False)
+
+
+def test_the_chain_is_one_holm_family_of_one_sided_claims_judged_once_every_run_has_finished(tmp_path, monkeypatch):
+    """Seeds 70-72 (t with 2 degrees of freedom):
+    human - single = 3, 4, 5: t = 4√3, p1 = 1/2 - 4√3/(2√50) = 0.0101; RL - placebo = 1, 2, 3: p2 = 0.0371;
+    single - human = -3, -4, -5: p3 = 1 - p1. Holm: 3 p1 = 0.0303 (holds), 2 p2 = 0.0742 (does not hold), p3
+    (does not hold, its whole 95% interval, -4 ± 4.303/√3, below 0). Labels over the last 3 epochs: RL's NMI 0.2
+    and sampled agreement 0.6; the untrained arm has NMI 0.05 and no sampled labels. Randomized Task: the paper's
+    75.70 - 71.864 = +3.836 beside ours, untrained as-run - single = 1, 1, 2 (mean 4/3)."""
+    monkeypatch.chdir(tmp_path)
+    params = Params.model_validate(_chain_raw())
+    accs = {
+        "pairs-single": [10.0, 10, 10],
+        "pairs-human": [13.0, 14, 15],
+        "pairs-rl": [11.0, 12, 13],
+        "pairs-rl-placebo": [10.0, 10, 10],
+        "pairs-rl-untrained-asrun": [11.0, 11, 12],
+    }
+    labels = {"pairs-rl": (0.2, 0.6), "pairs-rl-placebo": (0.1, 0.5), "pairs-rl-untrained-asrun": (0.05, None)}
+
+    from rlaux.report.search import chain_tables
+
+    for arm, values in accs.items():
+        for seed, acc in zip([70, 71, 72], values, strict=True):
+            if (arm, seed) != ("pairs-rl", 72):  # one run still training
+                _write_chain_run(arm, seed, acc, *labels.get(arm, (None, None)))
+    claims, agent, compare, status = chain_tables(params, "pc")
+    assert claims.empty and agent.empty and not compare
+    assert status.startswith("not judged yet: 14 of 15 runs finished") and "pairs-rl 2" in status
+    _write_chain_run("pairs-rl", 72, 13.0, *labels["pairs-rl"])
+    paper = pd.DataFrame(
+        {
+            "figure": [4, None],
+            "experiment": ["c100-single", "c100-rl-untrained-asrun"],
+            "metric": ["test_acc_last15"] * 2,
+            "value": [71.864, 75.70],
+        }
+    )
+    claims, agent, compare, status = chain_tables(params, "pc", paper)
+    assert status == "at chain, 15 runs"
+    best = claims[claims.metric == "test_acc_best_val"].set_index("claim")
+    p1, p2 = t2_upper_tail(4 * math.sqrt(3)), t2_upper_tail(2 * math.sqrt(3))
+    assert best.p_value.tolist() == pytest.approx([p1, p2, 1 - p1])
+    assert best.p_holm.tolist() == pytest.approx([3 * p1, 2 * p2, 1 - p1])
+    assert best.verdict.tolist() == ["holds", "does not hold", "does not hold (the 95% interval is below 0)"]
+    assert (best.mde_80 > 0).all()
+    assert claims.metric.tolist() == ["test_acc_best_val"] * 3 + ["test_acc_last15"] * 3  # the registered one first
+    agent = agent.set_index("experiment")
+    assert agent.label_nmi.to_dict() == pytest.approx(
+        {"pairs-rl": 0.2, "pairs-rl-placebo": 0.1, "pairs-rl-untrained-asrun": 0.05}
+    )
+    assert agent.loc["pairs-rl", "fine_agreement"] == pytest.approx(0.6) and agent.loc["pairs-rl", "above_chance"]
+    assert math.isnan(agent.loc["pairs-rl-untrained-asrun", "fine_agreement"])
+    assert compare["paper_difference"] == pytest.approx(3.836) and compare["mean_difference"] == pytest.approx(4 / 3)
+    assert compare["n"] == 3
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        (["pairs-human >> pairs-single"], "is not 'better > worse'"),
+        (["pairs-human"], "is not 'better > worse'"),
+        (["pairs-human > c100-single"], "names 'c100-single', which the chain profile 'chain' does not run"),
+    ],
+)
+def test_a_chain_claim_must_be_two_arms_of_the_chain(tmp_path, claims, message):
+    raw = _chain_raw()
+    raw["searches"]["pc"]["chain_claims"] = claims
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=message):
+        load_params(tmp_path / "params.yaml")

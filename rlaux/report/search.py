@@ -19,10 +19,10 @@ from rlaux.config import DATASET_FACTS
 from rlaux.errors import ConfigError
 from rlaux.experiments import Params, Search
 from rlaux.io import read_table, write_json, write_text
-from rlaux.report.claims import CLAIM_METRICS, all_claims
-from rlaux.report.collect import final_agreement
+from rlaux.report.claims import CLAIM_METRICS, all_claims, paper_difference
+from rlaux.report.collect import AGREEMENT_EPOCHS, final_agreement
 from rlaux.report.markdown import md
-from rlaux.report.stats import holm, linear_trend, mean_ci, paired_test
+from rlaux.report.stats import holm, linear_trend, mde, mean_ci, paired_test
 
 
 def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> tuple[pd.DataFrame, int]:
@@ -215,8 +215,18 @@ def retest_runs(params: Params, profile: str) -> tuple[pd.DataFrame, int]:
             {"profile": profile, "experiment": exp_id, "seed": seed}
             | {key: metrics[key] for key in (*CLAIM_METRICS, "val_acc_best")}
             | {"fine_agreement": final_agreement(history), "chance": 1 / cfg.psi}
+            | {"label_nmi": final_label_nmi(history) if cfg.method in ("rl", "wa-rl") else math.nan}
         )
     return pd.DataFrame(rows), planned
+
+
+def final_label_nmi(history: pd.DataFrame) -> float:
+    """The main epochs' argmax labels' normalised mutual information with the human classes, over the run's last
+    AGREEMENT_EPOCHS epochs (0: independent of them); NaN where the run logs none. What an untrained agent can
+    be measured by: it samples no labels, so it has no fine agreement."""
+    if "labels/nmi" not in history:
+        return math.nan
+    return float(history["labels/nmi"].dropna().tail(AGREEMENT_EPOCHS).mean())
 
 
 def retest_tables(params: Params, name: str, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -265,9 +275,119 @@ def retest_tables(params: Params, name: str, table: pd.DataFrame) -> tuple[pd.Da
     return claims, pd.DataFrame(agent), status
 
 
-def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
+def chain_claims(runs: pd.DataFrame, pairs: list[tuple[str, str]], metric: str, alpha: float) -> pd.DataFrame:
+    """The chain's registered claims on one metric: one family, one-sided paired t-tests over seeds, Holm across
+    the family; `mde_80` is the difference each test detects at 80% power at its share of alpha (Holm's first)."""
+    rows = []
+    for better, worse in pairs:
+        hi, lo = (runs[runs.experiment == arm].set_index("seed")[metric] for arm in (better, worse))
+        rows.append({"claim": f"{better} > {worse}", "metric": metric} | paired_test(hi, lo))
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table.p_value.tolist(), alpha=alpha)
+    table["mde_80"] = [mde(r.n, r.sd_difference, alpha=alpha / len(table), one_sided=True) for r in table.itertuples()]
+    table["verdict"] = [
+        "holds" if r.p_holm < alpha else "does not hold" + (" (the 95% interval is below 0)" if r.ci95_high < 0 else "")
+        for r in table.itertuples()
+    ]
+    return table
+
+
+def chain_agent(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per RL arm, what its labels share with the human classes (mean over seeds, 95% t-half-width): the trained
+    agents' sampled labels' fine agreement against chance 1/ψ, and every arm's argmax-label NMI (the untrained
+    arms sample none)."""
+    rows = []
+    for exp_id, g in runs[runs.label_nmi.notna()].groupby("experiment", sort=False):
+        agreement, half, n = mean_ci(g.fine_agreement.dropna())
+        nmi, nmi_half, _ = mean_ci(g.label_nmi)
+        rows.append(
+            {"experiment": exp_id, "seeds": len(g), "fine_agreement": agreement, "ci95": half}
+            | {"chance": g.chance.iloc[0], "above_chance": bool(n and agreement - half > g.chance.iloc[0])}
+            | {"label_nmi": nmi, "label_nmi_ci95": nmi_half}
+        )
+    return pd.DataFrame(rows)
+
+
+def randomized_task(runs: pd.DataFrame, paper: pd.DataFrame | None) -> dict[str, float]:
+    """The authors' Randomized Task (an agent never trained, their settings; paper.csv) minus their single-task
+    run on CIFAR-100-20, beside ours on the chain's data: the untrained as-run arm minus single, last epochs."""
+    theirs = paper_difference(paper, "c100-rl-untrained-asrun", "c100-single", "test_acc_last15")
+    ours = paired_test(
+        *(runs[runs.experiment == arm].set_index("seed").test_acc_last15 for arm in RANDOMIZED_TASK_ARMS)
+    )
+    return {"paper_difference": theirs} | {key: ours[key] for key in ("n", "mean_difference", "ci95_low", "ci95_high")}
+
+
+RANDOMIZED_TASK_ARMS = ("pairs-rl-untrained-asrun", "pairs-single")
+
+
+def chain_tables(
+    params: Params, name: str, paper: pd.DataFrame | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float], str]:
+    """The chain's claims (the registered metric's family first, then test_acc_last15 as its own family), its RL
+    arms' labels, the Randomized Task comparison and a status line; judged only once every chain run has finished
+    (no claim is read before its family is complete)."""
+    search = params.searches[name]
+    empty = pd.DataFrame()
+    if search.chain is None:
+        return empty, empty, {}, "no chain declared"
+    runs, planned = retest_runs(params, search.chain)
+    if len(runs) < planned:
+        done = runs.groupby("experiment").size().to_dict() if len(runs) else {}
+        arms = ", ".join(f"{arm} {n}" for arm, n in done.items()) or "none"
+        return empty, empty, {}, f"not judged yet: {len(runs)} of {planned} runs finished (per arm: {arms})"
+    metrics = [search.metric, *(m for m in CLAIM_METRICS if m != search.metric)]
+    claims = pd.concat([chain_claims(runs, search.claim_pairs(), m, search.alpha) for m in metrics], ignore_index=True)
+    have = set(runs.experiment)
+    compare = randomized_task(runs, paper) if set(RANDOMIZED_TASK_ARMS) <= have else {}
+    return claims, chain_agent(runs), compare, f"at {search.chain}, {len(runs)} runs"
+
+
+def chain_markdown(name: str, search: Search, claims: pd.DataFrame, agent: pd.DataFrame, compare: dict) -> str:
+    """The chain's section of the search's .md: claims per family, the agents' labels, the Randomized Task."""
+    text = (
+        f"Registered claims, one family per metric ({search.metric} first, the one the answer quotes): one-sided "
+        f"paired t-tests over seeds, Holm across the {len(search.chain_claims)} claims (`p_holm`), α = "
+        f"{search.alpha:g}; `mde_80`: the difference each test detects at 80% power. The positive control on "
+        "≥ 10 fresh seeds is the confirmation row above.\n\n"
+    )
+    cols = [
+        "claim",
+        "metric",
+        "n",
+        "mean_difference",
+        "ci95_low",
+        "ci95_high",
+        "p_value",
+        "p_holm",
+        "mde_80",
+        "verdict",
+    ]
+    text += md(claims[cols])
+    if len(agent):
+        text += (
+            "\n\nThe RL arms' labels against the human classes (mean over seeds, 95% t-half-width, last "
+            f"{AGREEMENT_EPOCHS} epochs): `fine_agreement`, the trained agent's sampled labels = the human class "
+            "(chance 1/ψ; an untrained agent samples none); `label_nmi`, the main epochs' argmax labels' normalised "
+            "mutual information with the human classes (0: independent). Argmax labels are not the policy.\n\n"
+            + md(agent)
+        )
+    if compare:
+        text += (
+            f"\n\nThe authors' Randomized Task (an agent never trained, their settings) minus their single-task run: "
+            f"{compare['paper_difference']:+.2f} pp on CIFAR-100-20 (one run, last 15 epochs, paper.csv); ours, "
+            f"{RANDOMIZED_TASK_ARMS[0]} − {RANDOMIZED_TASK_ARMS[1]} on the chain's data (test_acc_last15: the last "
+            f"min(15, epochs) epochs): "
+            f"{compare['mean_difference']:+.2f} pp (95% CI {compare['ci95_low']:+.2f} to "
+            f"{compare['ci95_high']:+.2f}, {compare['n']} seeds). Another dataset: a direction, not a replication."
+        )
+    return text + "\n"
+
+
+def write_search(params: Params, name: str, out_dir: Path, paper: pd.DataFrame | None = None) -> pd.DataFrame:
     """paper_tables/searches/<name>.csv and a readable <name>.md; with a re-test, <name>_retest.csv (claims) and
-    <name>_agent.csv (fine agreement), also shown in the .md."""
+    <name>_agent.csv (fine agreement); with a chain, <name>_chain.csv and <name>_chain_agent.csv; all shown in
+    the .md. `paper` (paper.csv) gives the chain its Randomized Task comparison."""
     if name not in params.searches:
         raise ConfigError(f"no search {name!r} in params.yaml; declared: {', '.join(params.searches) or 'none'}")
     table = search_table(params, name)
@@ -312,6 +432,13 @@ def write_search(params: Params, name: str, out_dir: Path) -> pd.DataFrame:
         write_text(out_dir / f"{name}_retest.csv", claims.to_csv(index=False))
         write_text(out_dir / f"{name}_agent.csv", agent.to_csv(index=False))
         text += f"\n## Re-test of the mechanism ({status})\n\n" + retest_markdown(claims, agent)
+    if search.chain:
+        claims, agent, compare, status = chain_tables(params, name, paper)
+        write_text(out_dir / f"{name}_chain.csv", claims.to_csv(index=False))
+        write_text(out_dir / f"{name}_chain_agent.csv", agent.to_csv(index=False))
+        text += f"\n## The chain ({status})\n\n" + (
+            chain_markdown(name, search, claims, agent, compare) if len(claims) else "Not judged yet.\n"
+        )
     write_text(out_dir / f"{name}.md", text)
     return table
 

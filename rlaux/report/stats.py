@@ -37,11 +37,13 @@ def t_interval(values) -> tuple[float, float]:
     return (m, m) if math.isnan(h) else (m - h, m + h)
 
 
-def mde(n: int, sd: float, alpha: float = ALPHA, power: float = POWER) -> float:
-    """Smallest true mean difference (pp) a two-sided paired t-test at level `alpha` detects with n seeds at `power`."""
+def mde(n: int, sd: float, alpha: float = ALPHA, power: float = POWER, one_sided: bool = False) -> float:
+    """Smallest true mean difference (pp) a paired t-test (two-sided, or one-sided where a claim was registered
+    so) at level `alpha` detects with n seeds at `power`."""
     if n < 2 or not sd > 0:
         return math.nan
-    d = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")  # Cohen's d
+    alternative = "larger" if one_sided else "two-sided"
+    d = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative=alternative)  # Cohen's d
     return float(d * sd)
 
 
