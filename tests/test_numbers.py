@@ -890,17 +890,15 @@ def test_two_way_components_by_method_of_moments_by_hand():
     from rlaux.report.stats import two_way_components
 
     label, batch, residual = two_way_components([math.sqrt(20 / 3)], [2.0], [0.6], rows=4, cols=3)
-    assert (
-        label[0] == pytest.approx(56 / 9) and batch[0] == pytest.approx(11 / 3) and residual[0] == pytest.approx(4 / 3)
-    )
-    assert label[0] / (label[0] + batch[0] + residual[0]) == pytest.approx(56 / 101)
+    assert label == pytest.approx(56 / 9) and batch == pytest.approx(11 / 3) and residual == pytest.approx(4 / 3)
+    assert label / (label + batch + residual) == pytest.approx(56 / 101)
     # noise alone: a row mean square below the residual's gives a zero component, never a negative one
     label, _, _ = two_way_components([0.1], [2.0], [0.001], rows=4, cols=3)
-    assert label[0] == 0.0
+    assert label == 0.0
     from rlaux.report.collect import _label_component
 
-    # collect's per-run number: components averaged over epochs, then the share (epoch 2 repeats epoch 1 at twice
-    # the scale: components x 4, so the share is again 56/101); an epoch without the probe is left out
+    # collect's per-run number: mean squares pooled over epochs, then the share (epoch 2 repeats epoch 1 at twice
+    # the scale: mean squares x 4, so the share is again 56/101); an epoch without the probe is left out
     history = pd.DataFrame(
         {
             "agent/reward_label_sd": [math.sqrt(20 / 3), 2 * math.sqrt(20 / 3), math.nan],
@@ -912,27 +910,27 @@ def test_two_way_components_by_method_of_moments_by_hand():
     assert math.isnan(_label_component(pd.DataFrame({"epoch": [1]})))
 
 
-def test_two_way_components_clip_each_term_at_zero_and_stay_quiet_without_a_probe():
-    """4 x 3 again, rows' SS 60 (row sd √(20/3)), columns' SS 4·2·0.5² = 2 (column sd 0.5); the rows' share sets the
-    total SS and so the residual SS = total - 60 - 2:
-    share 60/63: residual SS 1, mean square 1/6; label (20 - 1/6)/3 = 119/18; batch (2/2 - 1/6)/4 = 5/24 (both
-        between 0 and 1, so a clip at 1 instead of 0 shows);
-    share 1: residual SS -2 is clipped to 0 (not -1/3): label 20/3, batch 1/4;
-    share 1/2: residual SS 58, mean square 29/3; batch (1 - 29/3)/4 < 0 is clipped to 0; label (20 - 29/3)/3 = 31/9.
-    A share of 0 (an epoch without the probe) divides by zero without a warning: every component is 0 or inf/NaN."""
+def test_two_way_components_pool_the_epochs_before_clipping_at_zero():
+    """4 x 3 layouts in three epochs, rows' SS 60 each (row sd √(20/3), mean square 20), columns' SS 4·2·0.5² = 2
+    (column sd 0.5, mean square 1); the rows' share sets each total SS and so the residual SS = total - 60 - 2:
+    shares 60/63, 1 and 1/2 give residual SS 1, -2 and 58, mean squares 1/6, -1/3 and 29/3. Pooled: the residual
+    mean square (1/6 - 1/3 + 29/3)/3 = 19/6 (the negative epoch is not clipped first), label (20 - 19/6)/3 = 101/18,
+    batch (1 - 19/6)/4 < 0, clipped to 0 once. (Clipping each epoch first gave label 301/54, batch 11/72: biased.)
+    One epoch alone with a negative residual SS: its mean square is clipped to 0 before the effects subtract it.
+    A share of 0 (an epoch without the probe) divides by zero without a warning."""
     import warnings
 
     from rlaux.report.stats import two_way_components
 
     sd = math.sqrt(20 / 3)
     label, batch, residual = two_way_components([sd, sd, sd], [0.5] * 3, [60 / 63, 1.0, 0.5], rows=4, cols=3)
-    assert residual == pytest.approx([1 / 6, 0.0, 29 / 3]) and residual[1] == 0.0
-    assert label == pytest.approx([119 / 18, 20 / 3, 31 / 9])
-    assert batch == pytest.approx([5 / 24, 1 / 4, 0.0]) and batch[2] == 0.0
+    assert residual == pytest.approx(19 / 6) and label == pytest.approx(101 / 18) and batch == 0.0
+    label, batch, residual = two_way_components([sd], [0.5], [1.0], rows=4, cols=3)  # a negative residual alone
+    assert residual == 0.0 and label == pytest.approx(20 / 3) and batch == pytest.approx(1 / 4)  # clipped, then used
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        label, batch, residual = two_way_components([sd, 0.0], [0.5, 0.5], [0.0, 0.0], rows=4, cols=3)
-    assert residual[0] == math.inf and label[0] == 0.0 and batch[0] == 0.0 and math.isnan(residual[1])
+        label, batch, residual = two_way_components([sd], [0.5], [0.0], rows=4, cols=3)
+    assert residual == math.inf and label == 0.0 and batch == 0.0
 
 
 def test_linear_trend_by_hand():

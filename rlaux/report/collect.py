@@ -147,7 +147,8 @@ def _agent(history: pd.DataFrame) -> dict[str, float]:
 
 def _label_component(history: pd.DataFrame, draws: str = "") -> float:
     """The one-step reward probe's label-set variance component as a share of the reward's variance (method of
-    moments, `two_way_components`; each component averaged over the epochs, then the share): NaN without a probe.
+    moments, `two_way_components`, pooled over the epochs before any clipping at zero, then the share): NaN without
+    a probe.
     `draws`: "" for label sets drawn from the policy, "_uniform" for label sets drawn uniformly in-block."""
     cols = [f"agent/reward{draws}_label_sd", f"agent/reward{draws}_batch_sd", f"agent/reward{draws}_label_share"]
     if not set(cols) <= set(history):
@@ -158,7 +159,7 @@ def _label_component(history: pd.DataFrame, draws: str = "") -> float:
     from rlaux.methods.rl.diagnostics import EVAL_BATCHES, LABEL_SETS
 
     label_sd, batch_sd, share = (probe[c].to_numpy() for c in cols)
-    label, batch, residual = (c.mean() for c in two_way_components(label_sd, batch_sd, share, LABEL_SETS, EVAL_BATCHES))
+    label, batch, residual = two_way_components(label_sd, batch_sd, share, LABEL_SETS, EVAL_BATCHES)
     total = label + batch + residual
     return float(label / total) if total > 0 else math.nan
 

@@ -82,10 +82,12 @@ def holm(p_values: list[float], alpha: float = ALPHA) -> list[float]:
     return [float(p) for p in multipletests(p_values, alpha=alpha, method="holm")[1]]
 
 
-def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) -> tuple[np.ndarray, ...]:
-    """Method-of-moments variance components of a rows x cols layout of rewards without replication (label sets x
-    evaluation batches), from what the probe logs per epoch: the standard deviations of the row means and of the
-    column means and the rows' share of the total sum of squares. Returns (label, batch, residual) components; the
+def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) -> tuple[float, float, float]:
+    """Method-of-moments variance components of rows x cols layouts of rewards without replication (label sets x
+    evaluation batches), one per epoch, from what the probe logs per epoch: the standard deviations of the row means
+    and of the column means and the rows' share of the total sum of squares. Returns (label, batch, residual),
+    pooled over the epochs given: each mean square is averaged over them first and the components are clipped at
+    zero once, after pooling (clipping each epoch's estimate first would bias a small component upward). The
     residual (interaction and noise, inseparable without replication) is subtracted from each effect's mean square
     before it is counted, so a label effect is not credited with noise, as a sum-of-squares share is."""
     label_sd, batch_sd, label_share = (np.asarray(v, dtype=float) for v in (label_sd, batch_sd, label_share))
@@ -93,10 +95,9 @@ def two_way_components(label_sd, batch_sd, label_share, rows: int, cols: int) ->
     ss_batch = rows * (cols - 1) * batch_sd**2
     with np.errstate(divide="ignore", invalid="ignore"):
         ss_total = ss_label / label_share
-    ms_res = np.clip(ss_total - ss_label - ss_batch, 0, None) / ((rows - 1) * (cols - 1))
-    label = np.clip((ss_label / (rows - 1) - ms_res) / cols, 0, None)
-    batch = np.clip((ss_batch / (cols - 1) - ms_res) / rows, 0, None)
-    return label, batch, ms_res
+        ms_res = max(float(np.mean((ss_total - ss_label - ss_batch) / ((rows - 1) * (cols - 1)))), 0.0)
+    ms_label, ms_batch = float(np.mean(ss_label / (rows - 1))), float(np.mean(ss_batch / (cols - 1)))
+    return max((ms_label - ms_res) / cols, 0.0), max((ms_batch - ms_res) / rows, 0.0), ms_res
 
 
 def linear_trend(x, y) -> dict[str, float]:
