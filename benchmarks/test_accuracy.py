@@ -3,7 +3,7 @@
 Each gate is one smoke-profile run (experiment id, seed 0) whose metric (thresholds.yaml's
 `metric`) must reach the stored threshold; `benchmarks/calibrate.py` writes the gates from
 several seeds. The run is reused from the pipeline's runs/ when it is the same run
-(`rlaux.run_identity`: a smoke pipeline ran here before), else trained here with the same config.
+(`rlaux.ledger`: a smoke pipeline ran here before), else trained here with the same config.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaux import run_identity
+from rlaux import ledger
 from rlaux.config import TrainConfig
 from rlaux.experiments import load_params
 from rlaux.training import train
@@ -34,9 +34,10 @@ def smoke_config(exp_id: str) -> TrainConfig:
 
 def measured(cfg: TrainConfig, tmp_path_factory) -> float:
     """The smoke pipeline's own run when its config matches exactly, else the same run trained here."""
-    saved = run_identity.finished(REPO / cfg.out)
-    if saved is not None and not run_identity.changed_fields(saved["config"], cfg.snapshot()):
-        return saved[METRIC]
+    saved = ledger.verdict(REPO / cfg.out, cfg.snapshot())  # same config, data and results version
+    if saved.state == "finished":
+        assert saved.metrics is not None
+        return saved.metrics[METRIC]
     out = tmp_path_factory.mktemp("run")
     return train(cfg.model_copy(update={"out": out}))[METRIC]
 

@@ -10,7 +10,6 @@ every problem is a `CheckpointError` (a `UserError`) naming the file and the fix
 
 from __future__ import annotations
 
-import json
 import random
 import zipfile
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 import torch
 
-from rlaux import run_identity
+from rlaux import ledger, run_identity
 from rlaux.errors import CheckpointError, CheckpointMismatch, one_line
 from rlaux.io import atomic_write, write_csv
 
@@ -27,11 +26,8 @@ if TYPE_CHECKING:
     from rlaux.config import TrainConfig
     from rlaux.trainer import Trainer
 
-CKPT = "checkpoint.pt"
+CKPT, HISTORY = ledger.CHECKPOINT, ledger.HISTORY
 BEST = "best.pt"
-HISTORY = "history.csv"
-CONFIG = "config.json"
-METRICS = "metrics.json"
 FORMAT = 2  # bump when the checkpoint's layout changes; other formats are refused, not misread
 STATE_KEYS = ("format", "epochs_done", "history", "config", "model", "optimizer", "scheduler", "method", "rng")
 
@@ -48,37 +44,22 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
-def check_new_run(out: Path, cfg: TrainConfig, overwrite: bool = False) -> None:
-    """Refuse to start a run over another run's files: a re-typed command must not destroy a run.
-
-    `overwrite` lets it go ahead (`clear` then removes those files, once every input is checked).
-    """
-    out = Path(out)
-    present = [name for name in run_identity.RUN_FILES if (out / name).exists()]
-    if not present or overwrite:
-        return
-    if (out / CKPT).exists():
-        what = "an unfinished run"
-    elif (out / METRICS).is_file():
-        what = "a finished run"
-    else:
-        what = "another run's files"
-    try:
-        old, new = json.loads((out / CONFIG).read_text()), cfg.snapshot()
-        same = not run_identity.changed_fields(old, new, resuming=what != "a finished run")
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
-        same = False  # what --resume would accept; anything else only --overwrite may replace
-    resume = {"an unfinished run": "--resume to continue it, ", "a finished run": "--resume to return its metrics, "}
-    other = ", of another config" if (out / CONFIG).is_file() and not same else ""
+def refuse_new_run(out: Path, run: ledger.Verdict) -> None:
+    """A new run does not start over another run's files (`run`, the ledger's verdict on `out`): a re-typed command
+    must not destroy a run. `--overwrite` lets it go ahead (`clear` then removes those files, once every input is
+    checked); `--resume` continues a run of this config, or returns its metrics."""
+    what = {"resume": "an unfinished run", "finished": "a finished run"}.get(run.state, "another run's files")
+    resume = {"resume": "--resume to continue it, ", "finished": "--resume to return its metrics, "}.get(run.state, "")
+    why = f"; {run.reason}" if run.reason else ""
     raise CheckpointError(
-        f"--out {out} already holds {what} ({', '.join(present)}{other}); nothing was changed: "
-        f"pass {resume.get(what, '') if same else ''}--overwrite to replace it, or choose another --out"
+        f"--out {out} already holds {what} ({', '.join(run.present)}{why}); nothing was changed: "
+        f"pass {resume}--overwrite to replace it, or choose another --out"
     )
 
 
 def clear(out: Path) -> None:
     """Remove a previous run's files (`--overwrite`), so none of them can be mistaken for the new run's."""
-    for name in run_identity.RUN_FILES:
+    for name in (*ledger.RUN_FILES, ledger.CODE_FILE):
         (Path(out) / name).unlink(missing_ok=True)
 
 
@@ -111,31 +92,6 @@ def finish(out: Path) -> None:
     """A completed run keeps best.pt, metrics and history; its checkpoint (a second copy of the
     weights, plus optimiser and agent) goes, which makes a paper run about half as large on disk."""
     (Path(out) / CKPT).unlink(missing_ok=True)
-
-
-def finished(out: Path, cfg: TrainConfig) -> dict[str, Any] | None:
-    """The metrics of a run that completed in `out` under the same config, else None (resume it).
-
-    A completed run of another config raises `CheckpointMismatch`, as its checkpoint would; a damaged
-    or incomplete one a `CheckpointError`.
-    """
-    out = Path(out)
-    if (out / CKPT).exists() or not (out / METRICS).is_file():
-        return None
-    metrics = run_identity.finished(out)
-    if metrics is None:
-        missing = [name for name in run_identity.FINISHED_FILES if not (out / name).is_file()]
-        if missing and isinstance(run_identity.read_json(out / METRICS), dict):
-            raise CheckpointError(f"cannot resume {out}: its finished run lacks {', '.join(missing)}; {_fix(out)}")
-        raise CheckpointError(f"{out / METRICS} is damaged (not a mapping with the run's config); {_fix(out)}")
-    old, new = metrics.pop("config"), cfg.snapshot()
-    changed = run_identity.changed_fields(old, new)
-    if changed:
-        raise CheckpointMismatch(
-            f"cannot resume {out}: it holds a finished run with different {run_identity.explain(old, new, changed)}; "
-            f"use a new --out, or --overwrite instead of --resume to start over"
-        )
-    return metrics
 
 
 def _fix(out: Path) -> str:
@@ -220,46 +176,21 @@ def read_weights(path: Path, model: torch.nn.Module, map_location: Any = "cpu", 
 
 
 def read_run(out: Path, cfg: TrainConfig, model: torch.nn.Module, map_location: Any = "cpu") -> dict[str, Any] | None:
-    """Check a run directory for `--resume` before anything is written; returns its checkpoint state.
+    """Check the checkpoint of a run the ledger found resumable, before anything is written; returns its state.
 
-    None when there is nothing to resume (no directory, or a run killed before its first
-    checkpoint). A directory holding a history but no checkpoint, a damaged file, another
-    format or another config is refused.
+    None when there is nothing to resume (a run killed before its first checkpoint). A damaged file, another
+    format or a checkpoint of another config is refused.
     """
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"run directory {out} is a file; use another --out")
-    if not (out / CKPT).exists():
-        if (out / HISTORY).exists():
-            raise CheckpointError(f"cannot resume {out}: it holds {HISTORY} but its {CKPT} is missing; {_fix(out)}")
-        if (out / CONFIG).exists():  # killed before its first checkpoint: only the same config may start over
-            _check_config_file(out, cfg)
+    if not (out / CKPT).exists():  # nothing to resume: the ledger passed the rest (killed before a checkpoint)
         return None
     state = read(out / CKPT, cfg, map_location)
     _check_weights(state["model"], model, out / CKPT, _fix(out))
-    missing = [name for name in (BEST, HISTORY, CONFIG) if not (out / name).is_file()]
+    missing = [name for name in (BEST, HISTORY) if not (out / name).is_file()]
     if missing:
         raise CheckpointError(f"cannot resume {out}: {', '.join(missing)} missing next to its {CKPT}; {_fix(out)}")
-    try:
-        json.loads((out / CONFIG).read_text())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(one_line(f"{out / CONFIG} is not valid JSON ({err}); {_fix(out)}")) from None
     read_weights(out / BEST, model, map_location)
     return state
-
-
-def _check_config_file(out: Path, cfg: TrainConfig) -> None:
-    """config.json of a run killed before its first epoch: damaged or another config is refused."""
-    try:
-        old = json.loads((out / CONFIG).read_text())
-        changed = run_identity.changed_fields(old, cfg.snapshot(), resuming=True)
-    except (ValueError, UnicodeDecodeError, AttributeError) as err:
-        raise CheckpointError(one_line(f"{out / CONFIG} is not a run's config ({err}); {_fix(out)}")) from None
-    if changed:
-        raise CheckpointMismatch(
-            f"cannot resume {out}: its {CONFIG} was written with different {run_identity.explain(old, cfg.snapshot(), changed)}; "
-            f"use a new --out, or --overwrite instead of --resume to start over"
-        )
 
 
 def restore(state: dict[str, Any], out: Path, trainer: Trainer, method: Stateful) -> tuple[int, list[dict]]:

@@ -63,6 +63,17 @@ DeviceName = Literal["auto", "cpu", "cuda"]
 DATA_ENV_VAR = "RLAUX_DATA"
 
 
+LOCAL: dict[str, Any] = {"identity": "local"}
+"""A field's identity class (read by `rlaux.run_identity`), declared beside the field: machine-local, or a setting
+that moves no number (tested), so it never makes another run. A field without a class makes another run."""
+EXTENSIBLE: dict[str, Any] = {"identity": "extensible"}
+"""A killed run may be resumed with a larger value (extending it); a finished run of another value is another run."""
+ADDED_LATER: dict[str, Any] = {"identity": "added later"}
+"""A field added after runs were committed: at its default it is left out of a run's identity, so a run trained
+before it existed is the same run as one that names the default. Safe: a default that moved a number would move a
+fingerprint (tests/test_results_version.py), which forces a new results version."""
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
@@ -152,15 +163,15 @@ class RLConfig(_Strict):
     placebo: bool = False
     """Control: the sandbox trains on in-block labels drawn uniformly instead of the agent's actions, so the
     reward no longer depends on them; PPO, passes, masks and the argmax labels of the main network unchanged."""
-    diagnostics: bool = True
+    diagnostics: bool = Field(True, json_schema_extra=LOCAL)
     """Log what the agent learned each epoch on a fixed probe (policy entropy, KL from the initial policy,
     sampled-label entropy, the reward's variance due to labels vs evaluation batch); never changes the run."""
-    reward: Literal["paper", "oracle"] = "paper"
+    reward: Literal["paper", "oracle"] = Field("paper", json_schema_extra=ADDED_LATER)
     """paper: -loss of the copy after one step on the chosen labels, + entropy bonus (docs/method.md §5). oracle: a
     CONTROL, not a method: the share of the batch's chosen labels that equal the human fine labels (datasets with a
     human task), delivered as the paper's reward is (one scalar per batch, on its last action), no copy trained: can
     this agent learn from a reward that does carry the answer?"""
-    credit: Literal["paper", "batch", "sample"] = "paper"
+    credit: Literal["paper", "batch", "sample"] = Field("paper", json_schema_extra=ADDED_LATER)
     """How a batch's one reward reaches its actions. paper: on the batch's last action only, spread back by GAE over
     rollouts of rl.n_steps, advantages normalised per minibatch (docs/method.md §5). batch (issue 26): rollouts
     aligned to the batches (n_steps = batch_size), every action of a batch gets the batch's reward as its return and
@@ -171,15 +182,15 @@ class RLConfig(_Strict):
     is that reward, the advantage it minus the batch's mean reward, normalised per PPO minibatch (the whole batch at
     ppo_batch_size = batch_size). The entropy bonus is shared equally, so that baseline cancels it: under sample
     credit the bonus reaches the critic's targets, not the policy's advantages."""
-    reward_pairing: bool = False
+    reward_pairing: bool = Field(False, json_schema_extra=ADDED_LATER)
     """The reward as a paired difference: the copy's loss on the reward batch before its step minus its loss on
     the same batch after it (+ the entropy bonus), so the batch's own difficulty cancels (issue 26). Off: the
     paper's -loss after the step."""
-    train_agent: bool = True
+    train_agent: bool = Field(True, json_schema_extra=ADDED_LATER)
     """False: a CONTROL, the agent is never trained: no train-agent epoch (no rollouts, sandbox steps, rewards or PPO
     updates), so the main network's labels come from the initial policy, as in the authors' "Randomized Task"
     (`skip_rl=True`, docs/method.md §7): what labels from an agent that learned nothing give."""
-    oracle_noise: float = Field(0.0, ge=0)
+    oracle_noise: float = Field(0.0, ge=0, json_schema_extra=ADDED_LATER)
     """rl.reward oracle: standard deviation of Gaussian noise added to each batch's agreement (seeded), so a run
     can set the oracle's share of the reward's variance."""
 
@@ -220,13 +231,13 @@ class TrainConfig(_Strict):
     """single | human | random | maxl | wa-maxl | rl | wa-rl"""
     lam: float = Field(1.0, ge=0)
     """λ, the auxiliary-loss weight (ignored by the weight-aware methods)."""
-    epochs: int = Field(200, gt=0)
+    epochs: int = Field(200, gt=0, json_schema_extra=EXTENSIBLE)
     """Training epochs of the main network."""
     batch_size: int = Field(100, gt=0)
     """Training batch size of the main network."""
     lr: float = Field(0.01, gt=0)
     """Main network's SGD learning rate (no weight decay)."""
-    momentum: float = Field(0.0, ge=0, lt=1)
+    momentum: float = Field(0.0, ge=0, lt=1, json_schema_extra=ADDED_LATER)
     """Main network's SGD momentum. 0 = the paper's plain SGD; a settled recipe for reduced-compute cells (a network
     that stops improving within the epochs a CPU affords) is a declared deviation. MAXL's look-ahead and RL-AUX's
     sandbox step stay plain SGD steps, as in the paper."""
@@ -251,9 +262,9 @@ class TrainConfig(_Strict):
     """Multiplier on VGG16's conv channels (1.0 = paper)."""
     seed: int = Field(0, ge=0)
     """Seeds the split, initialisation, batch order, augmentation and agent."""
-    data_root: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_ENV_VAR, "data")))
+    data_root: Path = Field(default_factory=lambda: Path(os.environ.get(DATA_ENV_VAR, "data")), json_schema_extra=LOCAL)
     """Folder with the torchvision files or the offline subsets (default: $RLAUX_DATA, else ./data)."""
-    download: bool = True
+    download: bool = Field(True, json_schema_extra=LOCAL)
     """Download a dataset that is missing under data_root (needs internet)."""
     offline_subsets: bool = True
     """Use the offline `.npz` subsets when the full dataset is absent (the paper profile turns this
@@ -270,14 +281,14 @@ class TrainConfig(_Strict):
     change slightly). MAXL's meta step and the agent stay in fp32."""
     channels_last: bool = False
     """Main network in channels-last memory format (faster convolutions on a GPU; numbers change slightly)."""
-    eval_batch_size: int = Field(1000, gt=0)
+    eval_batch_size: int = Field(1000, gt=0, json_schema_extra=LOCAL)
     """Batch size of validation and test evaluation (memory only; results do not change)."""
-    progress: bool = True
+    progress: bool = Field(True, json_schema_extra=LOCAL)
     """Show progress bars."""
-    out: Path = Path("runs/default")
+    out: Path = Field(Path("runs/default"), json_schema_extra=LOCAL)
     """Run directory: config.json, history.csv, metrics.json, timing.json, best.pt, and checkpoint.pt
     while the run is unfinished (removed when it completes)."""
-    queue: QueueConfig = Field(default_factory=QueueConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig, json_schema_extra=LOCAL)
     maxl: MaxlConfig = Field(default_factory=MaxlConfig)
     rl: RLConfig = Field(default_factory=RLConfig)
     errata: Errata = Field(default_factory=Errata)

@@ -25,9 +25,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rlaux import data_source, run_identity
+from rlaux import data_source, ledger, run_identity
 from rlaux.config import DATASET_FACTS, DatasetName, TrainConfig, build_config, read_yaml
-from rlaux.errors import CheckpointMismatch, ConfigError, one_line
+from rlaux.errors import ConfigError, one_line
 from rlaux.io import write_json
 
 PARAMS = Path("params.yaml")
@@ -154,7 +154,9 @@ class Params(BaseModel):
         return {
             "experiment": exp_id,
             "profile": self.profile,
-            "results_version": run_identity.RESULTS_VERSION,
+            "results_version": run_identity.results_version(
+                self.experiments[exp_id].get("method", TrainConfig.model_fields["method"].default)
+            ),
             "runs": runs,
         }
 
@@ -329,46 +331,28 @@ def run_experiment(
 
 
 def _train_run(cfg: TrainConfig) -> dict:
-    """Train (or resume, or keep) one run; a run of another config or other code in its directory is stale and goes.
+    """Train (or resume, or keep) one run, as the ledger says; a run of another config or results version in its
+    directory is stale and goes.
 
     Run directories persist across DVC reruns (`persist: true`: a killed stage resumes its runs,
     and their small files are committed to git), so the stage drops what DVC would have removed:
-    runs trained under another results version or another config.
+    runs trained under another results version or another config. A finished run is adopted without
+    importing torch (a few file reads per train stage for a dispatched matrix).
     """
     from rlaux.io import workspace_path
 
     cfg = cfg.model_copy(update={"data_root": workspace_path(cfg.data_root)})  # also inside DVC's queued copies
+    if cfg.device == "auto":  # a run records the device it resolved: resolve it here too (this needs torch)
+        from rlaux.runtime import resolve_device
+
+        cfg = cfg.model_copy(update={"device": resolve_device("auto").type})
     out = Path(cfg.out)
-    code = run_identity.code_record()
-    if (kept := _finished_run(cfg, code)) is not None:
-        return kept
-    from rlaux.training import train  # torch: imported only for a run that trains (or needs checking with torch
+    run = ledger.verdict(out, cfg.snapshot())
+    if run.state == "finished":
+        assert run.metrics is not None
+        return run.metrics
+    if run.state == "stale":
+        shutil.rmtree(out)  # discarded on purpose: the params or the code changed since it trained
+    from rlaux.training import train  # torch: imported only for a run that trains
 
-    if out.is_dir() and any(out.iterdir()) and run_identity.read_json(out / run_identity.CODE_FILE) != code:
-        shutil.rmtree(out)  # trained by other code (or before runs recorded theirs)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / run_identity.CODE_FILE, code)
-    try:
-        metrics = train(cfg, resume=True)
-    except CheckpointMismatch:
-        shutil.rmtree(out)
-        out.mkdir(parents=True)
-        write_json(out / run_identity.CODE_FILE, code)
-        metrics = train(cfg)
-    return metrics
-
-
-def _finished_run(cfg: TrainConfig, code: dict[str, str]) -> dict | None:
-    """The metrics of a run finished in `cfg.out` under this very config and results version, read without torch.
-
-    Adopting a dispatched matrix is then a few file reads per train stage instead of a torch import
-    each. Anything short of an exact match returns None, and `train(resume=True)` decides, as the one
-    authority on resuming (`checkpoint.finished`).
-    """
-    out = Path(cfg.out)
-    metrics = run_identity.finished(out)
-    if metrics is None or run_identity.read_json(out / run_identity.CODE_FILE) != code:
-        return None
-    if run_identity.changed_fields(metrics.pop("config"), cfg.snapshot()):
-        return None
-    return metrics
+    return train(cfg, resume=True)  # a damaged run is refused there (CheckpointError), its directory kept

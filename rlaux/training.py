@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from rlaux import checkpoint, data_source, evaluation
+from rlaux import checkpoint, data_source, evaluation, ledger
 from rlaux.config import TrainConfig
 from rlaux.data import Splits
-from rlaux.errors import CheckpointError, ConfigError
+from rlaux.errors import CheckpointError, CheckpointMismatch, ConfigError
 from rlaux.io import is_terminal, progress_bar, write_json
 from rlaux.methods import make_method
 from rlaux.methods.base import AuxMethod, MethodContext
-from rlaux.runtime import machine
+from rlaux.runtime import machine, resolve_device
 from rlaux.syncs import EpochSyncs
 from rlaux.trainer import Trainer
 
@@ -86,10 +86,19 @@ def train(
         raise ConfigError("--resume continues the run in --out and --overwrite replaces it; pass one of them")
     if data is None:
         cfg = data_source.resolve(cfg)  # the data it reads is part of the run (before any comparison)
-    if not resume:
-        checkpoint.check_new_run(out, cfg, overwrite)
-    if resume and (done := checkpoint.finished(out, cfg)) is not None:
-        return done
+    if cfg.device == "auto":  # the device it trains on is part of the run, as resolved on this machine
+        cfg = cfg.model_copy(update={"device": resolve_device("auto").type})
+    run = ledger.verdict(out, cfg.snapshot())
+    if resume and run.state == "finished":
+        assert run.metrics is not None
+        return run.metrics
+    if resume and run.state in ("stale", "damaged"):
+        error = CheckpointMismatch if run.state == "stale" else CheckpointError
+        raise error(
+            f"cannot resume {out}: {run.reason}; use a new --out, or --overwrite instead of --resume to start over"
+        )
+    if not resume and run.state != "new" and not overwrite:
+        checkpoint.refuse_new_run(out, run)
     trainer, method = build_run(cfg, data)
     history: list[dict] = []
     start = 0
@@ -100,7 +109,8 @@ def train(
     if overwrite:
         checkpoint.clear(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.snapshot())
+    write_json(out / ledger.CODE_FILE, ledger.code_record(cfg.method))  # the results version it trains under
+    write_json(out / ledger.CONFIG, cfg.snapshot())
     write_json(out / "data.json", data_record(cfg, trainer.data))
 
     desc = f"{cfg.method}/{cfg.dataset}"

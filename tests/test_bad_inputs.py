@@ -525,10 +525,9 @@ def test_overwrite_replaces_every_file_of_the_old_run(tmp_path, tiny_root, finis
     _foreign(finished_copy, ("config.json", "metrics.json", "best.pt", "history.csv", "machine.json"))
     (finished_copy / "notes.txt").write_text("mine")  # not a run file: kept
     main(["train", *TINY, "--data-root", str(tiny_root), "--out", str(finished_copy), "--overwrite"])
-    from rlaux.checkpoint import CKPT
-    from rlaux.run_identity import RUN_FILES
+    from rlaux.ledger import CHECKPOINT, CODE_FILE, RUN_FILES
 
-    assert {p.name for p in finished_copy.iterdir()} == {*RUN_FILES, "notes.txt"} - {CKPT}
+    assert {p.name for p in finished_copy.iterdir()} == {*RUN_FILES, CODE_FILE, "notes.txt"} - {CHECKPOINT}
     assert json.loads((finished_copy / "config.json").read_text())["lr"] == 0.01
     assert json.loads((finished_copy / "metrics.json").read_text())["config"]["epochs"] == 1
     assert json.loads((finished_copy / "machine.json").read_text())["cpu"] != "elsewhere"

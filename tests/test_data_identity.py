@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlaux import data_source, experiments, run_identity
+from rlaux import data_source, experiments, ledger, run_identity
 from rlaux.config import build_config
 from rlaux.data import CIFAR10_PAIRS, load_splits
 from rlaux.errors import CheckpointMismatch, ConfigError, DataFileError
@@ -98,13 +98,13 @@ def test_adoption_and_plans_see_the_data(tmp_path, monkeypatch, one_thread):
     plan = experiments.load_params().plan("c10-single")
     assert plan["runs"][0]["config"]["data_sha256"] == data_source.file_sha256(a / "subsets" / "cifar10.npz")
     cfg = experiments.load_params().run_config("c10-single", 0)
-    code = run_identity.code_record()
-    assert experiments._finished_run(cfg, code) == first
+    assert ledger.verdict(cfg.out, cfg.snapshot()).metrics == first
     shutil.rmtree(a)
     b = _tiny_cifar10(tmp_path / "a", 1)  # the same path, other bytes
     moved = experiments.load_params().run_config("c10-single", 0)
     assert moved.data_sha256 != cfg.data_sha256 and b == a
-    assert experiments._finished_run(moved, code) is None  # another run: the stage retrains it
+    stale = ledger.verdict(moved.out, moved.snapshot())  # another run: the stage retrains it
+    assert stale.state == "stale" and "data (data sha256" in stale.reason
 
 
 def test_a_profile_pins_the_complete_set_by_content_under_the_usual_data_root(data_root):

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlaux import experiments, run_identity
+from rlaux import ledger, run_identity
 from rlaux.errors import ConfigError
 from rlaux.experiments import load_params, run_experiment
-from rlaux.run_identity import CODE_FILE
+from rlaux.ledger import CODE_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -45,14 +45,14 @@ def tiny(tmp_path, monkeypatch, data_root) -> Path:
 def test_a_stage_keeps_its_own_runs_and_retrains_those_of_another_results_version(tiny, monkeypatch, one_thread):
     run = Path("runs/tiny/c10-single/s0")
     first = run_experiment("c10-single")[0]
-    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": run_identity.RESULTS_VERSION}
+    assert json.loads((run / CODE_FILE).read_text()) == {"code_version": run_identity.results_version("single")}
     history = (run / "history.csv").stat().st_mtime_ns
     assert run_experiment("c10-single")[0] == first  # the same code and config: kept, not retrained
     assert (run / "history.csv").stat().st_mtime_ns == history
 
     (run.parent / "s1").mkdir()  # a seed the plan no longer holds, and a file of another profile's shape
     (run.parent / "inactive.json").write_text("{}")
-    monkeypatch.setattr(run_identity, "RESULTS_VERSION", "other-code")
+    monkeypatch.setitem(run_identity.RESULTS_VERSIONS, "baseline", "other-code")
     assert run_experiment("c10-single")[0] == first  # retrained (the same seed gives the same numbers)
     assert (run / "history.csv").stat().st_mtime_ns != history
     assert json.loads((run / CODE_FILE).read_text()) == {"code_version": "other-code"}
@@ -66,13 +66,13 @@ def test_a_finished_run_is_adopted_without_importing_torch(tiny, one_thread):
     adopt += "print(json.dumps([m, 'torch' in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", adopt], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout.splitlines()[-1]) == [first, False]
-    params, code = load_params(), run_identity.code_record()
-    cfg = params.run_config("c10-single", 0)
-    assert experiments._finished_run(cfg, code) == first
-    assert experiments._finished_run(cfg.model_copy(update={"lam": 2.0}), code) is None  # another run
-    assert experiments._finished_run(cfg, {"code_version": "other-code"}) is None
-    Path(cfg.out, "checkpoint.pt").touch()  # a run still under way: torch's checks decide
-    assert experiments._finished_run(cfg, code) is None
+    cfg = load_params().run_config("c10-single", 0)
+    assert ledger.verdict(cfg.out, cfg.snapshot()).state == "finished"
+    assert ledger.verdict(cfg.out, cfg.snapshot()).metrics == first
+    other = ledger.verdict(cfg.out, cfg.model_copy(update={"lam": 2.0}).snapshot())  # another run
+    assert (other.state, other.reason) == ("stale", "it holds a finished run with different lam")
+    Path(cfg.out, "checkpoint.pt").touch()  # a run still under way: the checkpoint's own checks decide
+    assert ledger.verdict(cfg.out, cfg.snapshot()).state == "resume"
 
 
 def test_an_inactive_experiment_records_only_that(tiny):
@@ -88,7 +88,7 @@ def test_a_train_stage_depends_on_its_plan_alone_and_the_plan_names_the_results_
     deps = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
     assert deps == ["results/plan/${key}.json"]
     plan = load_params().plan("c10-single")
-    assert plan["results_version"] == run_identity.RESULTS_VERSION
+    assert plan["results_version"] == run_identity.results_version("single")
     assert all(run_identity.LOCAL_FIELDS.isdisjoint(run["config"]) for run in plan["runs"]) and plan["runs"]
 
 

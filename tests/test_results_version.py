@@ -1,9 +1,9 @@
 """The results version guards the numbers: each method's tiny float64 run must match its committed fingerprint.
 
-Committed runs are keyed by `rlaux.run_identity.RESULTS_VERSION`, not by source text, so a refactor keeps
-them. This test is what makes that safe: a change that moves any number of any method (a loss constant,
-an update rule, an evaluation) changes a fingerprint, and the test fails until the version is bumped
-and the fingerprints re-recorded:
+Committed runs are keyed by their method family's results version (`rlaux.run_identity.RESULTS_VERSIONS`), not
+by source text, so a refactor keeps them. This test is what makes that safe: a change that moves any number of any
+method (a loss constant, an update rule, an evaluation) changes a fingerprint, and the test fails until that
+family's version is bumped and the fingerprints re-recorded:
 
     python tests/test_results_version.py --record
 
@@ -28,7 +28,8 @@ import torch
 from rlaux import losses
 from rlaux.config import build_config
 from rlaux.data import CIFAR_NORM, DatasetInfo, Split, Splits
-from rlaux.run_identity import RESULTS_VERSION
+from rlaux.registry import METHODS
+from rlaux.run_identity import RESULTS_VERSIONS
 
 FINGERPRINTS = Path(__file__).with_name("results_fingerprint.json")
 RTOL = 1e-9
@@ -177,10 +178,15 @@ def recorded() -> dict[str, Any]:
     return json.loads(FINGERPRINTS.read_text())
 
 
-def test_the_fingerprints_were_recorded_under_this_results_version(recorded):
-    assert recorded["results_version"] == RESULTS_VERSION, (
-        f"tests/results_fingerprint.json was recorded under results version {recorded['results_version']!r}, the code "
-        f"says {RESULTS_VERSION!r}: re-record them ({RECORD})"
+def family(variant: str) -> str:
+    """The method family whose results version covers the variant."""
+    return METHODS[VARIANTS[variant].get("method", "single")].family
+
+
+def test_the_fingerprints_were_recorded_under_these_results_versions(recorded):
+    assert recorded["results_versions"] == RESULTS_VERSIONS, (
+        f"tests/results_fingerprint.json was recorded under results versions {recorded['results_versions']!r}, the "
+        f"code says {RESULTS_VERSIONS!r}: re-record them ({RECORD})"
     )
     assert sorted(recorded["variants"]) == sorted(VARIANTS), f"variants added or removed: re-record ({RECORD})"
 
@@ -189,10 +195,11 @@ def test_the_fingerprints_were_recorded_under_this_results_version(recorded):
 def test_numbers_move_only_with_the_results_version(variant, recorded, tmp_path):
     moved = differences(recorded["variants"][variant], fingerprint(variant, tmp_path / variant), variant)
     assert not moved, (
-        f"{variant}'s numbers moved under results version {RESULTS_VERSION!r} (recorded with torch "
-        f"{recorded['torch']}, now {torch.__version__}): {'; '.join(moved[:5])}. If the change is meant to move "
-        f"numbers, bump RESULTS_VERSION in rlaux/run_identity.py (committed runs then retrain) and re-record "
-        f"({RECORD}); if not, the change is a bug."
+        f"{variant}'s numbers moved under the {family(variant)!r} results version "
+        f"{RESULTS_VERSIONS[family(variant)]!r} (recorded with torch {recorded['torch']}, now {torch.__version__}): "
+        f"{'; '.join(moved[:5])}. If the change is meant to move numbers, bump that family's version in "
+        f"rlaux/run_identity.py RESULTS_VERSIONS (its committed runs then retrain) and re-record ({RECORD}); if not, "
+        f"the change is a bug."
     )
 
 
@@ -203,32 +210,35 @@ def test_a_one_constant_change_in_a_loss_is_caught(recorded, tmp_path, monkeypat
     assert differences(recorded["variants"]["single"], fingerprint("single", tmp_path / "single"))
 
 
-def record(names: tuple[str, ...] = tuple(VARIANTS), path: Path = FINGERPRINTS, version: str = RESULTS_VERSION) -> None:
-    """Write the fingerprints of `names` under `version`. Under the version already recorded, a fingerprint that
-    moved is refused (the numbers moved without a bump: committed runs would pass as current); only new variants
-    are added (the recorded ones keep their values)."""
+def record(
+    names: tuple[str, ...] = tuple(VARIANTS), path: Path = FINGERPRINTS, versions: dict[str, str] | None = None
+) -> None:
+    """Write the fingerprints of `names` under the families' `versions`. A fingerprint that moved while its family's
+    version stayed is refused (the numbers moved without a bump: committed runs would pass as current); a recorded
+    variant whose family's version is unchanged keeps its values, so only new variants and bumped families are
+    written."""
     import tempfile
 
+    versions = dict(RESULTS_VERSIONS if versions is None else versions)
     with tempfile.TemporaryDirectory() as tmp:
         variants = {v: fingerprint(v, Path(tmp) / v) for v in names}
-    old = json.loads(path.read_text()) if path.is_file() else {}
-    if old.get("results_version") == version:
-        moved = {
-            v: d
-            for v in variants.keys() & old["variants"].keys()
-            if (d := differences(old["variants"][v], variants[v], v))
-        }
-        if moved:
-            first = next(iter(sorted(moved)))
-            raise SystemExit(
-                f"refusing to re-record: {', '.join(sorted(moved))} moved under the unchanged results version "
-                f"{version!r} ({first}: {moved[first][0]}); bump RESULTS_VERSION in rlaux/run_identity.py (committed "
-                f"runs then retrain) and record again, or undo the change that moved them"
-            )
-        variants = variants | old["variants"]  # the recorded values stay; only new variants are added
-    data = {"results_version": version, "torch": torch.__version__, "variants": variants}
+    old = json.loads(path.read_text()) if path.is_file() else {"results_versions": {}, "variants": {}}
+    kept = {v for v in old["variants"] if old["results_versions"].get(family(v)) == versions[family(v)]}
+    moved = {v: d for v in variants.keys() & kept if (d := differences(old["variants"][v], variants[v], v))}
+    if moved:
+        first = next(iter(sorted(moved)))
+        raise SystemExit(
+            f"refusing to re-record: {', '.join(sorted(moved))} moved under the unchanged {family(first)!r} results "
+            f"version {versions[family(first)]!r} ({first}: {moved[first][0]}); bump that family's version in "
+            f"rlaux/run_identity.py RESULTS_VERSIONS (its committed runs then retrain) and record again, or undo the "
+            f"change that moved them"
+        )
+    variants = {v: values for v, values in old["variants"].items() if v in kept} | {
+        v: values for v, values in variants.items() if v not in kept
+    }
+    data = {"results_versions": versions, "torch": torch.__version__, "variants": variants}
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
-    print(f"recorded {len(names)} variants under results version {version!r} in {path}")
+    print(f"recorded {len(names)} variants under results versions {versions!r} in {path}")
 
 
 def test_recording_refuses_a_moved_fingerprint_under_the_same_version(recorded, tmp_path):
@@ -238,10 +248,13 @@ def test_recording_refuses_a_moved_fingerprint_under_the_same_version(recorded, 
     moved = json.loads(json.dumps(recorded))
     moved["variants"]["single"]["best/sum"] += 1.0
     path.write_text(json.dumps(moved))
-    with pytest.raises(SystemExit, match=r"refusing to re-record: single moved under the unchanged results version"):
+    with pytest.raises(SystemExit, match=r"refusing to re-record: single moved under the unchanged 'baseline' results"):
         record(("single",), path)
     assert json.loads(path.read_text()) == moved
-    record(("single",), path, version="bumped")
+    with pytest.raises(SystemExit, match=r"refusing to re-record: single"):  # another family's bump does not cover it
+        record(("single",), path, versions=RESULTS_VERSIONS | {"rl": "bumped"})
+    assert json.loads(path.read_text()) == moved
+    record(("single",), path, versions=RESULTS_VERSIONS | {"baseline": "bumped"})
     assert not differences(recorded["variants"]["single"], json.loads(path.read_text())["variants"]["single"])
     path.write_text(json.dumps(moved | {"variants": {k: v for k, v in moved["variants"].items() if k != "single"}}))
     record(("single",), path)  # a variant new under the same version is added

@@ -5,23 +5,48 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
-from rlaux import run_identity
+from rlaux import ledger, run_identity
 from rlaux.config import TrainConfig, build_config
 from rlaux.experiments import load_params, run_experiment
 
 
-def test_every_config_field_is_classified_once():
-    """A new TrainConfig field fails here until run_identity says whether it makes another run."""
-    sets = (run_identity.LOCAL_FIELDS, run_identity.EXTENSIBLE_FIELDS, run_identity.RUN_FIELDS)
-    classified = [f for s in sets for f in s]
-    assert len(classified) == len(set(classified)), "a field is in two classes"
-    assert set(classified) == set(TrainConfig.model_fields), (
-        f"unclassified: {sorted(set(TrainConfig.model_fields) - set(classified))}; "
-        f"stale: {sorted(set(classified) - set(TrainConfig.model_fields))}"
-    )
+def test_every_config_field_declares_its_identity_class_beside_its_definition():
+    """run_identity reads the classes from rlaux.config's fields, nested sections included: a field declares LOCAL,
+    EXTENSIBLE or ADDED_LATER there, else it makes another run (and a new such field changes every plan, which
+    tests/test_experiments.py's clean clone of the committed study catches)."""
+    assert {kind for kind, _ in run_identity.FIELDS.values()} == {"run", "local", "extensible", "added later"}
+    assert {path[0] for path in run_identity.FIELDS} == set(TrainConfig.model_fields)
+    assert {"data_root", "download", "progress", "queue", "out", "eval_batch_size"} == run_identity.LOCAL_FIELDS
+    assert run_identity.LOCAL_PATHS - {(name,) for name in run_identity.LOCAL_FIELDS} == {("rl", "diagnostics")}
+    assert ("queue", "gpus") not in run_identity.FIELDS  # a local section's fields are local with it
+    assert {"epochs"} == run_identity.EXTENSIBLE_FIELDS
+
+
+def test_settings_that_move_no_number_leave_the_identity():
+    """The evaluation batch size and the agent's diagnostics never make another run (their outputs are compared in
+    test_eval_batch_size_moves_no_number and tests/test_rl_agent.py::test_diagnostics_never_change_the_run)."""
+    old = build_config({"method": "rl", "epochs": 2}).snapshot()
+    new = build_config({"method": "rl", "epochs": 2, "eval_batch_size": 7, "rl": {"diagnostics": False}}).snapshot()
+    assert run_identity.changed_fields(old, new) == [] and run_identity.identity(old) == run_identity.identity(new)
+    assert "diagnostics" not in run_identity.identity(old)["rl"] and new["rl"]["diagnostics"] is False
+
+
+def test_eval_batch_size_moves_no_number(small_config, tmp_path, one_thread):
+    """The same run evaluated in batches of 1,000 and of 7 images: every metric and every history value but the
+    wall-clock seconds are equal."""
+    from rlaux.training import train
+
+    runs = [
+        small_config(epochs=2, train_size=300, eval_batch_size=size, out=tmp_path / f"e{size}") for size in (1000, 7)
+    ]
+    metrics = [train(cfg) for cfg in runs]
+    assert metrics[0] == metrics[1]
+    histories = [pd.read_csv(cfg.out / "history.csv").drop(columns="seconds") for cfg in runs]
+    pd.testing.assert_frame_equal(*histories, check_exact=True)
 
 
 def test_local_fields_never_make_another_run_and_epochs_only_extend_a_killed_one():
@@ -40,17 +65,17 @@ def test_local_fields_never_make_another_run_and_epochs_only_extend_a_killed_one
 def test_finished_needs_metrics_with_config_the_run_files_and_no_checkpoint(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    assert run_identity.finished(run) is None
+    assert ledger.finished(run) is None
     (run / "metrics.json").write_text(json.dumps({"test_acc": 1.0, "config": {"lr": 0.01}}))
-    for name in run_identity.FINISHED_FILES:
-        assert run_identity.finished(run) is None  # one file still missing
+    for name in ledger.FINISHED_FILES:
+        assert ledger.finished(run) is None  # one file still missing
         (run / name).touch()
-    assert run_identity.finished(run) == {"test_acc": 1.0, "config": {"lr": 0.01}}
+    assert ledger.finished(run) == {"test_acc": 1.0, "config": {"lr": 0.01}}
     (run / "checkpoint.pt").touch()
-    assert run_identity.finished(run) is None  # still under way
+    assert ledger.finished(run) is None  # still under way
     (run / "checkpoint.pt").unlink()
     (run / "metrics.json").write_text("[1, 2]")
-    assert run_identity.finished(run) is None
+    assert ledger.finished(run) is None
 
 
 @pytest.fixture
@@ -87,7 +112,7 @@ def test_a_killed_run_resumes_after_a_machine_local_edit_of_params(two_epochs, o
     metrics = run_experiment("c10-single")[0]
     history = (run / "history.csv").read_text().splitlines()
     assert history[1] == killed_epoch and len(history) == 3  # resumed at epoch 2, not retrained
-    assert run_identity.finished(run) is not None and metrics == {
+    assert ledger.finished(run) is not None and metrics == {
         k: v for k, v in json.loads((run / "metrics.json").read_text()).items() if k != "config"
     }
     assert json.loads((run / "config.json").read_text())["queue"]["runs_per_gpu"] == 4

@@ -59,6 +59,7 @@ def test_finished_run_keeps_no_checkpoint_and_resumes_as_done(small_config, tmp_
     metrics = train(cfg)
     assert sorted(p.name for p in cfg.out.iterdir()) == [
         "best.pt",
+        "code.json",  # the results version it trained under (rlaux.ledger)
         "config.json",
         "data.json",  # what it read: the file, its sha256, the selected images' position hashes
         "history.csv",
