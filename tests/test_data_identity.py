@@ -80,7 +80,8 @@ def test_resume_refuses_a_checkpoint_trained_on_another_data_file_naming_both(tm
 
 
 def test_adoption_and_plans_see_the_data(tmp_path, monkeypatch, one_thread):
-    """A train stage adopts a finished run only when the data its plan names is what the run read."""
+    """A train stage (and a dispatched task) adopts a finished run only when the data its plan names is what the run
+    read; on other data it retrains."""
     import yaml
 
     a = _tiny_cifar10(tmp_path / "a", 0)
@@ -105,6 +106,14 @@ def test_adoption_and_plans_see_the_data(tmp_path, monkeypatch, one_thread):
     assert moved.data_sha256 != cfg.data_sha256 and b == a
     stale = ledger.verdict(moved.out, moved.snapshot())  # another run: the stage retrains it
     assert stale.state == "stale" and "data (data sha256" in stale.reason
+    from rlaux.dispatch import train_one  # `rlaux dispatch`'s Ray task (here without Ray) and the stage retrain it
+
+    run = Path(cfg.out)
+    stamp = (run / "history.csv").stat().st_mtime_ns
+    train_one(str(tmp_path), "params.yaml", "tiny", "c10-single", 0, 1)
+    assert (run / "history.csv").stat().st_mtime_ns != stamp
+    recorded = json.loads((run / "data.json").read_text())["sha256"]
+    assert recorded == moved.data_sha256 != cfg.data_sha256
 
 
 def test_a_profile_pins_the_complete_set_by_content_under_the_usual_data_root(data_root):
