@@ -14,20 +14,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from sb3_contrib import MaskablePPO
-from sb3_contrib.common.maskable.distributions import MaskableMultiCategoricalDistribution
+from sb3_contrib.common.maskable.distributions import MaskableDistribution, MaskableMultiCategoricalDistribution
 from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import Tensor, nn
-from torch.distributions import Distribution
+from torch.distributions import Categorical, Distribution
 
 from rlaux.methods.rl.buffer import DeviceRolloutBuffer
 from rlaux.methods.rl.ppo import UpdateStats, masked_distribution, ppo_update, read_updates
@@ -133,23 +133,30 @@ class AuxPolicy(MaskableActorCriticPolicy):
         self.action_dist = masked_distribution(self.action_space)  # sb3-contrib's, without per-call host copies
         super()._build(lr_schedule)  # heads, orthogonal init, then the optimiser over all parameters
         if self.frozen_heads:
+            assert isinstance(self.action_net, nn.Linear) and isinstance(self.value_net, nn.Linear)  # net_arch=[]
             self.action_net = nn.Linear(self.action_net.in_features, self.action_net.out_features)
             self.value_net = nn.Linear(self.value_net.in_features, 1)
         if self.scalar_value:
-            self.value_net = BatchMeanValue(self.value_net)
+            self.value_net = BatchMeanValue(self.value_net)  # type: ignore[assignment]  # SB3 types the head Linear
 
     def labels(self, obs: Tensor, masks: Tensor, deterministic: bool) -> Tensor:
         """Actions for a batch of images: argmax (deterministic) or a draw of the masked policy."""
-        return self.get_distribution(obs, action_masks=masks).get_actions(deterministic=deterministic)
+        return masked_policy(self, obs, masks).get_actions(deterministic=deterministic)
 
 
 def label_probs(policy: MaskableActorCriticPolicy, obs: Tensor, masks: Tensor) -> Tensor:
     """(B, labels) a masked policy's distribution over the label action (WA-RL: its first part).
 
     Any sb3-contrib maskable policy will do, so a user's own agent on the env gets the paper's reward."""
-    dist = policy.get_distribution(obs, action_masks=masks)
+    dist = masked_policy(policy, obs, masks)
     categorical = dist.distributions[0] if isinstance(dist, MaskableMultiCategoricalDistribution) else dist.distribution
-    return categorical.probs
+    return cast(Categorical, categorical).probs
+
+
+def masked_policy(policy: MaskableActorCriticPolicy, obs: Tensor, masks: Tensor) -> MaskableDistribution:
+    """The policy's masked distribution for a batch. sb3-contrib annotates masks as numpy but reads any array with
+    `th.as_tensor`, so device tensors stay on the device."""
+    return policy.get_distribution(obs, action_masks=masks)  # type: ignore[arg-type]  # see the docstring
 
 
 @contextmanager
@@ -169,18 +176,27 @@ class AuxPPO(MaskablePPO):
     MaskablePPO.train's arithmetic) on the device; what each update logged waits there for `pop_log`.
     SB3's logger gets each update's statistics as 0-d device tensors (`float()` reads one)."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, rollout_buffer_class=DeviceRolloutBuffer, **kwargs)
+    policy: AuxPolicy
+    rollout_buffer: DeviceRolloutBuffer
+
+    def __init__(self, policy: type[AuxPolicy], env: gym.Env, **kwargs: Any) -> None:
+        super().__init__(policy, env, rollout_buffer_class=DeviceRolloutBuffer, **kwargs)
         self.set_logger(Logger(folder=None, output_formats=[]))  # values only; no files, no stdout
         self._updates: list[UpdateStats] = []  # on the device until `pop_log`
 
     def train(self) -> None:
         with unvalidated_distributions():
             stats = ppo_update(self)
-        self.policy.refresh_batchnorm(self.rollout_buffer.observations, self.batch_size)
+        self.policy.refresh_batchnorm(self.rollout_buffer.observations, self.minibatch_size)
         self._updates.append(stats)
         for key, value in stats.means().items():
             self.logger.record(f"train/{key}", value)
+
+    @property
+    def minibatch_size(self) -> int:
+        """PPO's minibatch size (SB3 types `batch_size` optional; PPO always sets it)."""
+        assert self.batch_size is not None
+        return self.batch_size
 
     def pop_log(self) -> dict[str, float]:
         """Means over the updates since the last call, read from the device at once."""

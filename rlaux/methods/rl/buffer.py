@@ -24,6 +24,17 @@ from torch import Tensor
 class DeviceRolloutBuffer(MaskableRolloutBuffer):
     """A one-env MaskableRolloutBuffer held in device tensors; same samples, same order."""
 
+    # SB3 annotates its storage as numpy arrays; here every array is a device tensor (the point of this class)
+    observations: Tensor  # type: ignore[assignment]
+    actions: Tensor  # type: ignore[assignment]
+    rewards: Tensor  # type: ignore[assignment]
+    episode_starts: Tensor  # type: ignore[assignment]
+    log_probs: Tensor  # type: ignore[assignment]
+    advantages: Tensor  # type: ignore[assignment]
+    action_masks: Tensor  # type: ignore[assignment]
+    _values: Tensor
+    _returns: Tensor
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.n_envs != 1:
@@ -31,6 +42,7 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
 
     def reset(self) -> None:
         space = self.action_space
+        assert isinstance(space, spaces.Discrete | spaces.MultiDiscrete), f"no action masks for {space}"
         self.mask_dims = int(space.n) if isinstance(space, spaces.Discrete) else int(sum(space.nvec))
 
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
@@ -59,14 +71,14 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
 
     # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
-    def values(self) -> np.ndarray:
+    def values(self) -> np.ndarray:  # type: ignore[override]  # SB3's attribute, a read-only view of the device one
         return self._values.cpu().numpy()
 
     @property
-    def returns(self) -> np.ndarray:
+    def returns(self) -> np.ndarray:  # type: ignore[override]  # SB3's attribute, a read-only view of the device one
         return self._returns.cpu().numpy()
 
-    def add(
+    def add(  # type: ignore[override]  # k steps of device tensors at once (SB3's: one step of numpy arrays)
         self,
         obs: Tensor | np.ndarray,
         action: Tensor | np.ndarray,
@@ -109,7 +121,9 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
             last_gae_lam = torch.add(delta[step : step + 1], scaled, out=self.advantages[step : step + 1])
         self._returns = self.advantages + self._values
 
-    def get(self, batch_size: int | None = None) -> Generator[MaskableRolloutBufferSamples, None, None]:
+    def get(  # type: ignore[override]  # as sb3-contrib's own get: the samples carry their action masks
+        self, batch_size: int | None = None
+    ) -> Generator[MaskableRolloutBufferSamples, None, None]:
         assert self.full, "the rollout is not complete"
         order = torch.from_numpy(np.random.permutation(self.buffer_size))  # SB3's draw, on the host
         order = (order.pin_memory() if self.device.type == "cuda" else order).to(self.device, non_blocking=True)

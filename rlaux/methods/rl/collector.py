@@ -38,8 +38,11 @@ class EnvCollector:
         self.agent, self.env = agent, env
 
     def run(self, epoch: int) -> None:
-        self.agent.env.set_options({"epoch": epoch})  # used by learn()'s first reset only
-        self.agent.learn(total_timesteps=rollout_budget(self.agent, self.env), log_interval=None)
+        env = self.agent.get_env()
+        assert env is not None  # the agent was built on the env
+        env.set_options({"epoch": epoch})  # used by learn()'s first reset only
+        budget = rollout_budget(self.agent, self.env)
+        self.agent.learn(total_timesteps=budget, log_interval=None)  # type: ignore[arg-type]  # None: never dump
 
 
 class BatchedCollector:

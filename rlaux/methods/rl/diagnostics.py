@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from rlaux.methods.rl.agent import label_probs
+from rlaux.methods.rl.agent import label_probs, masked_policy
 
 if TYPE_CHECKING:
     from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
@@ -127,7 +127,7 @@ class AgentProbe:
 
 def sample_actions(policy: MaskableActorCriticPolicy, x: Tensor, masks: Tensor, generator: torch.Generator) -> Tensor:
     """Draws of the masked policy's actions from `generator` (SB3's `sample()` uses the global stream)."""
-    dist = policy.get_distribution(x, action_masks=masks)
+    dist = masked_policy(policy, x, masks)
     parts = getattr(dist, "distributions", None) or [dist.distribution]
     draws = [torch.multinomial(part.probs, 1, generator=generator) for part in parts]
     return torch.cat(draws, dim=1) if len(draws) > 1 else draws[0][:, 0]

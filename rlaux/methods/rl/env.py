@@ -20,7 +20,7 @@ import copy
 from collections.abc import Callable, Iterator
 from functools import partial
 from itertools import chain, count
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -223,7 +223,7 @@ def first_order_influence(
         grads = torch.autograd.grad(eval_loss(model), params, allow_unused=True)
         direction = {n: torch.zeros_like(p) if g is None else g for n, p, g in zip(names, params, grads, strict=True)}
         primal = {n: p.detach() for n, p in zip(names, params, strict=True)}
-        _, dots = jvp(lambda weights: train_losses(partial(functional_call, model, weights)), (primal,), (direction,))
+        dots = jvp(lambda weights: train_losses(partial(functional_call, model, weights)), (primal,), (direction,))[1]
     finally:
         for m, track in zip(norms, tracking, strict=True):
             m.track_running_stats = track
@@ -245,7 +245,7 @@ class AuxTaskEnv(gym.Env):
     whose reset re-seeded the loader, so every episode replays the epoch's first batch.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata = {"render_modes": []}  # noqa: RUF012  # gym.Env declares it an instance attribute
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer

@@ -10,7 +10,7 @@ log is computed by the same floating-point operations as sb3-contrib 2.9's (test
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 import torch
@@ -29,6 +29,8 @@ from torch.distributions import Categorical
 
 if TYPE_CHECKING:
     from sb3_contrib import MaskablePPO
+
+    from rlaux.methods.rl.buffer import DeviceRolloutBuffer
 
 HUGE_NEG = -1e8  # sb3-contrib's logit for a masked action (exact in float32)
 
@@ -104,13 +106,15 @@ def ppo_update(agent: MaskablePPO) -> UpdateStats:
 
     Only `target_kl` (unset in rlaux) reads the KL on the host, once per minibatch, as its early stop must.
     """
-    policy, buffer = agent.policy, agent.rollout_buffer
+    policy, buffer = agent.policy, cast("DeviceRolloutBuffer", agent.rollout_buffer)  # AuxPPO's
     policy_entropy = -buffer.log_probs.mean()
     policy.set_training_mode(True)
     agent._update_learning_rate(policy.optimizer)
     progress = agent._current_progress_remaining
-    clip_range = agent.clip_range(progress)
-    clip_range_vf = None if agent.clip_range_vf is None else agent.clip_range_vf(progress)
+    clip_schedule, clip_vf_schedule = agent.clip_range, agent.clip_range_vf
+    assert callable(clip_schedule) and (clip_vf_schedule is None or callable(clip_vf_schedule))  # since _setup_model
+    clip_range = clip_schedule(progress)
+    clip_range_vf = None if clip_vf_schedule is None else clip_vf_schedule(progress)
     stats: list[Tensor] = []  # MINIBATCH_STATS of each minibatch
     kls: list[Tensor] = []
     continue_training = True

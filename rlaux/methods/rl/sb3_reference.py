@@ -34,7 +34,7 @@ def use_sb3_contrib(agent: AuxPPO) -> None:
         )
         host.advantages = np.zeros_like(host.rewards)
         dones = np.asarray(torch.as_tensor(dones).cpu())
-        RolloutBuffer.compute_returns_and_advantage(host, last_values, dones)
+        RolloutBuffer.compute_returns_and_advantage(host, last_values, dones)  # type: ignore[arg-type]  # its arrays
         buffer.advantages = torch.from_numpy(host.advantages.ravel()).to(buffer.device)
         buffer._returns = torch.from_numpy(host.returns.ravel()).to(buffer.device)
 
@@ -42,7 +42,7 @@ def use_sb3_contrib(agent: AuxPPO) -> None:
         entropy = float(-buffer.log_probs.mean())
         with unvalidated_distributions():
             MaskablePPO.train(agent)
-        agent.policy.refresh_batchnorm(buffer.observations, agent.batch_size)
+        agent.policy.refresh_batchnorm(buffer.observations, agent.minibatch_size)
         logged = {f"ppo_{k}": float(agent.logger.name_to_value[f"train/{k}"]) for k in PPO_LOG_KEYS}
         updates.append(logged | {"policy_entropy": entropy})
 
@@ -51,5 +51,5 @@ def use_sb3_contrib(agent: AuxPPO) -> None:
         updates.clear()
         return log
 
-    buffer.compute_returns_and_advantage = gae
-    agent.train, agent.pop_log = train, pop_log
+    buffer.compute_returns_and_advantage = gae  # type: ignore[method-assign]  # the reference swapped in
+    agent.train, agent.pop_log = train, pop_log  # type: ignore[method-assign]
