@@ -117,11 +117,11 @@ def test_batched_collector_vs_env_loop(benchmark, splits):
         methods["batched"].env.epoch_steps() // methods["batched"].agent.n_steps
     )
 
-    full = {name: seconds(lambda m=m: m.collector.run(0)) for name, m in methods.items()}
+    full = {name: seconds(lambda m=m: m.train_agent(0)) for name, m in methods.items()}
     for m in methods.values():  # labelling only: the main-network step and reward stubbed out
         m.env.sandbox.step = lambda batch, actions: torch.zeros(())  # type: ignore[method-assign]
-    env_labelling = seconds(lambda: methods["env"].collector.run(0))
-    benchmark.pedantic(methods["batched"].collector.run, args=(0,), rounds=3, iterations=1)
+    env_labelling = seconds(lambda: methods["env"].train_agent(0))
+    benchmark.pedantic(methods["batched"].train_agent, args=(0,), rounds=3, iterations=1)
     batched_labelling = benchmark.stats.stats.median
 
     speedup = env_labelling / batched_labelling

@@ -178,7 +178,7 @@ class RLConfig(_Strict):
     reward - the critic's mean value over the batch (a baseline across batches) as its advantage, not normalised.
     sample (issue 26): rollouts aligned to the batches, each action its own reward, the rewards adding up to the
     batch's (paired) reward to first order: its first-order influence on the reward batch's loss through the copy's
-    SGD step (`rlaux.methods.rl.env.first_order_influence`), or with rl.reward oracle its own agreement; the return
+    SGD step (`rlaux.methods.rl.reward.first_order_influence`), or with rl.reward oracle its own agreement; the return
     is that reward, the advantage it minus the batch's mean reward, normalised per PPO minibatch (the whole batch at
     ppo_batch_size = batch_size). The entropy bonus is shared equally, so that baseline cancels it: under sample
     credit the bonus reaches the critic's targets, not the policy's advantages."""

@@ -1,8 +1,13 @@
-"""The package's shape: no import circle anywhere, type-only imports included (the layers are lint-imports')."""
+"""The package's shape: no import circle anywhere, type-only imports included (the layers are lint-imports'), and
+RL-AUX's epoch in one module a reader follows top to bottom."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+import rlaux
 
 grimp = pytest.importorskip("grimp", reason="grimp comes with import-linter (the dev extra)")
 
@@ -46,3 +51,15 @@ def test_the_cycle_finder_sees_a_circle():
     for a, b in [("p.a", "p.b"), ("p.b", "p.c"), ("p.c", "p.a"), ("p.c", "p.d")]:
         graph.add_import(importer=a, imported=b)
     assert cycles(graph) == [["p.a", "p.b", "p.c"]]
+
+
+def test_rl_aux_reads_in_one_module_of_a_few_hundred_lines():
+    """The agent epoch (label -> train the copy -> reward -> credit -> PPO) and the credit designs live in
+    `methods/rl/method.py`; the reward designs in `reward.py`. A module past 400 lines is a sign they spread again."""
+    rl = Path(rlaux.__file__).parent / "methods" / "rl"
+    method = (rl / "method.py").read_text()
+    assert len(method.splitlines()) <= 400
+    epoch = method[method.index("def agent_epoch") : method.index("def ppo_update")]
+    steps = ["# a. label", "self.policy(obs", "self.sandbox.step(", "self.credit.assign(", "self.ppo_update("]
+    places = [epoch.index(step) for step in steps[:-1]] + [epoch.rindex(steps[-1])]
+    assert places == sorted(places), "the agent epoch no longer reads in the paper's order"

@@ -10,7 +10,8 @@ family's version is bumped and the fingerprints re-recorded:
 Each variant trains 3 epochs (a learning-rate step after 2) of a width-1/16 network on 40 seeded random
 images of 20 classes, in float64, and records every history value but time, the run's metrics and
 two sums of its best weights. float64 keeps a tiny change visible (and same-seed CPU runs are
-deterministic); RL's rollout buffer stays float32, as SB3's.
+deterministic); RL's rollout buffer stays float32, as SB3's. The bf16 variants run in float32 (what
+autocast casts from); two variants read tiny .npz archives through the data layer.
 """
 
 from __future__ import annotations
@@ -86,8 +87,18 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # through the data layer: tiny .npz archives read by rlaux.data (read_npz, block order, subsets, split)
     "human-npz-data": {"method": "human"},
     "pairs-human-npz-data": {"dataset": "cifar10-pairs", "method": "human", "psi": 2},
+    # each precision and memory layout the code has: bf16 autocast (in float32, what autocast casts from), channels-last
+    "single-bf16": {"method": "single", "precision": "bf16"},
+    "maxl-bf16": {"method": "maxl", "precision": "bf16"},
+    "rl-bf16": {"method": "rl", "rl": TINY_RL, "precision": "bf16"},
+    "single-channels-last": {"method": "single", "channels_last": True},
+    "rl-channels-last": {"method": "rl", "rl": TINY_RL, "channels_last": True},
 }
 NPZ_VARIANTS = ("human-npz-data", "pairs-human-npz-data")
+BF16_TOLERANCE = {"rel_tol": 1e-2, "abs_tol": 1e-3}
+"""bf16 variants run in float32 (autocast casts float32 ops only) with bf16's 8-bit mantissa: CPUs with and without
+native bf16 kernels round differently. They guard the bf16 path (its casts and autocast regions), the float64 variants
+the arithmetic."""
 
 
 def tiny_data(num_classes: int = 20, psi: int = 5) -> Splits:
@@ -136,7 +147,7 @@ def fingerprint(variant: str, out: Path) -> dict[str, float]:
         VARIANTS[variant],
     )
     dtype, threads = torch.get_default_dtype(), torch.get_num_threads()
-    torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(torch.float32 if cfg.precision == "bf16" else torch.float64)
     torch.set_num_threads(1)
     try:
         metrics = train(cfg, data=None if npz else tiny_data())
@@ -160,7 +171,8 @@ def fingerprint(variant: str, out: Path) -> dict[str, float]:
 def differences(recorded: dict[str, float], now: dict[str, float], variant: str = "single") -> list[str]:
     """Keys whose value moved beyond the variant's tolerance (NaN equals NaN), appeared or went."""
     rl = VARIANTS.get(variant, {}).get("method") in ("rl", "wa-rl")
-    tolerance = RL_TOLERANCE if rl else {"rel_tol": RTOL, "abs_tol": 1e-12}
+    bf16 = VARIANTS.get(variant, {}).get("precision") == "bf16"
+    tolerance = BF16_TOLERANCE if bf16 else RL_TOLERANCE if rl else {"rel_tol": RTOL, "abs_tol": 1e-12}
     moved = [
         f"{k}: {recorded[k]!r} -> {now[k]!r}"
         for k in recorded.keys() & now.keys()
@@ -208,6 +220,17 @@ def test_a_one_constant_change_in_a_loss_is_caught(recorded, tmp_path, monkeypat
     focal = losses.focal_loss
     monkeypatch.setattr("rlaux.trainer.focal_loss", lambda logits, y, gamma: focal(logits, y, gamma + 1e-6))
     assert differences(recorded["variants"]["single"], fingerprint("single", tmp_path / "single"))
+
+
+def test_a_bf16_path_that_runs_in_fp32_is_caught(recorded, tmp_path, monkeypatch):
+    """The bf16 fingerprint sees its autocast: with autocast switched off, the same variant moves beyond its
+    tolerance."""
+    import contextlib
+
+    monkeypatch.setattr("rlaux.trainer.Trainer.autocast", lambda self: contextlib.nullcontext())
+    assert differences(
+        recorded["variants"]["single-bf16"], fingerprint("single-bf16", tmp_path / "bf16"), "single-bf16"
+    )
 
 
 def record(

@@ -28,8 +28,9 @@ from rlaux.methods.base import MethodContext
 from rlaux.methods.rl import ENV_ID
 from rlaux.methods.rl.actions import ActionCodec
 from rlaux.methods.rl.agent import label_probs
-from rlaux.methods.rl.env import STREAM_REWARD, AuxTaskEnv
+from rlaux.methods.rl.env import AuxTaskEnv
 from rlaux.methods.rl.method import RLAux
+from rlaux.methods.rl.reward import STREAM_REWARD
 from rlaux.trainer import Trainer
 from rlaux.training import train
 
@@ -383,7 +384,7 @@ def test_batched_and_env_collectors_write_the_same_buffers_and_learn_the_same_po
         runs[collector] = record_rollouts(method)
         initial = {k: v.detach().clone() for k, v in method.agent.policy.state_dict().items()}
         np.random.seed(123)
-        method.collector.run(epoch=1)
+        method.train_agent(epoch=1)
         params[collector] = {k: v.detach().clone() for k, v in method.agent.policy.state_dict().items()}
     batched, env = runs["batched"], runs["env"]
     assert len(batched) == len(env) == 2

@@ -99,7 +99,7 @@ def test_a_paired_reward_adds_the_copys_loss_before_the_step_on_the_same_batch(s
     batch (the epoch's first); so R_paired - R_paper = L_before, the untouched copy's focal loss on that batch."""
     import copy
 
-    from rlaux.methods.rl.env import STREAM_REWARD
+    from rlaux.methods.rl.reward import STREAM_REWARD
 
     rewards, before = {}, None
     for pairing in (False, True):
@@ -165,7 +165,7 @@ def test_first_order_influences_add_up_to_the_loss_change_of_one_sgd_step():
     lr/B <grad L_eval, grad loss_i> from autograd."""
     from torch import nn
 
-    from rlaux.methods.rl.env import first_order_influence
+    from rlaux.methods.rl.reward import first_order_influence
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)).double()
@@ -204,7 +204,7 @@ def test_sample_credit_splits_the_paired_reward_among_the_actions(sandbox_of):
     entropy bonus. Their sum matches the copy's loss change to first order (float64 finite difference at lr 1e-6
     within 1%); at the paper's rate 0.01 the step is not small for this network and their sum misses the paired
     reward's loss part by about 15% (measured; bounded here by 30%). The batch's reward is the paired one."""
-    from rlaux.methods.rl.env import STREAM_REWARD
+    from rlaux.methods.rl.reward import STREAM_REWARD
     from rlaux.trainer import total_loss
 
     trainer, method = sandbox_of(credit="sample", reward_pairing=True)
@@ -264,7 +264,7 @@ def test_sample_credit_with_the_oracle_gives_each_action_its_own_agreement(sandb
 def test_sample_credit_gives_every_action_its_own_return_and_normalises_across_the_batch(sandbox_of, monkeypatch):
     """Rollouts of one batch (n_steps 100), advantages normalised (the signal is between actions, unlike batch
     credit); at each update the returns are the sandbox's per-action rewards and the advantages those minus their
-    mean over the batch (not the critic's values: see `DeviceRolloutBuffer.assign_sample_credit`)."""
+    mean over the batch (not the critic's values: see `method.SampleCredit`)."""
     _, method = sandbox_of(reward="oracle", credit="sample")
     agent, buffer, sandbox = method.agent, method.agent.rollout_buffer, method.env.sandbox
     assert agent.n_steps == 100 and agent.normalize_advantage is True
@@ -300,7 +300,7 @@ def test_sample_credit_is_refused_where_it_cannot_split(rl, message):
 def test_sample_losses_average_to_the_training_loss_and_the_influence_leaves_batchnorm_alone(sandbox_of):
     """The step descends mean(sample_losses) = total_loss (hard targets here); computing the influences moves no
     BatchNorm running statistic and leaves every BatchNorm tracking as before."""
-    from rlaux.methods.rl.env import STREAM_REWARD, first_order_influence
+    from rlaux.methods.rl.reward import STREAM_REWARD, first_order_influence
     from rlaux.trainer import sample_losses, total_loss
 
     trainer, method = sandbox_of(credit="sample", reward_pairing=True)
@@ -357,3 +357,61 @@ def test_an_untrained_agent_labels_from_its_initial_policy_and_never_learns(sand
 def test_an_untrained_agent_refuses_settings_of_a_trained_ones_reward(rl):
     with pytest.raises(ConfigError, match=r"rl.train_agent false trains no agent, so rl\.\w+ .*drop it"):
         build_config(dict(method="rl", rl={"train_agent": False} | rl))
+
+
+def test_each_reward_design_is_built_once_from_the_config(sandbox_of):
+    """`make_reward`: rl.reward, rl.reward_pairing and rl.placebo pick one design, per-sample shares when the credit
+    design asks for them."""
+    from rlaux.methods.rl.reward import OracleReward, PaperReward, PairedReward, Placebo
+
+    cases = [
+        ({}, PaperReward, False),
+        ({"reward_pairing": True}, PairedReward, False),
+        ({"reward": "oracle"}, OracleReward, False),
+        ({"credit": "sample", "reward_pairing": True}, PairedReward, True),
+        ({"credit": "sample", "reward": "oracle"}, OracleReward, True),
+    ]
+    for rl, design, per_sample in cases:
+        reward = sandbox_of(**rl)[1].env.sandbox.reward_design
+        assert type(reward) is design and reward.per_sample is per_sample, rl
+    placebo = sandbox_of(placebo=True, reward_pairing=True)[1].env.sandbox.reward_design
+    assert isinstance(placebo, Placebo) and type(placebo.inner) is PairedReward
+
+
+def test_the_credit_registry_names_what_the_config_accepts():
+    """A new credit design is one `Credit` class in `method.CREDITS` and its name in `RLConfig.credit`."""
+    from typing import get_args
+
+    from rlaux.config import RLConfig
+    from rlaux.methods.rl.method import CREDITS
+
+    assert set(CREDITS) == set(get_args(RLConfig.model_fields["credit"].annotation))
+
+
+def test_a_new_credit_design_is_one_class(sandbox_of, monkeypatch):
+    """A design registered in `CREDITS` is built by RL-AUX, sets its rollouts' length and normalisation, and is
+    handed every batch's reward right after the copy's step, in the epoch's order; PPO learns when it says so."""
+    from rlaux.methods.rl import method as rl_method
+
+    calls: list[tuple[float, float]] = []
+
+    class HalfCredit(rl_method.Credit):
+        """Every action gets half the batch's reward (a made-up design)."""
+
+        normalize_advantage = False
+
+        def assign(self, buffer, reward, shares):
+            calls.append((reward.item(), sandbox.rewards[-1].item()))
+            buffer.assign(reward.expand(buffer.buffer_size) / 2, reward.expand(buffer.buffer_size) / 2)
+            return True
+
+    monkeypatch.setitem(rl_method.CREDITS, "batch", HalfCredit)
+    _, method = sandbox_of(credit="batch")
+    sandbox, agent = method.env.sandbox, method.agent
+    assert isinstance(method.credit, HalfCredit) and agent.n_steps == 100 and agent.normalize_advantage is False
+    updates = []
+    monkeypatch.setattr(agent, "train", lambda: updates.append(agent.rollout_buffer.advantages.clone()))
+    method.before_epoch(0)
+    assert len(calls) == len(updates) == 2  # 270 training images: two whole batches of 100 in the rollout budget
+    for (given, stored), advantages in zip(calls, updates, strict=True):
+        assert given == pytest.approx(stored) and torch.allclose(advantages, torch.full_like(advantages, given / 2))

@@ -209,17 +209,9 @@ class AuxPPO(MaskablePPO):
         return {key: float(np.mean(values)) for key, values in log.items()}
 
 
-def default_n_steps(cfg: TrainConfig) -> int:
-    """PPO rollout length: the paper's 79 on CIFAR-100-20, 100 elsewhere (docs/method.md §5); one batch with
-    rl.credit batch or sample."""
-    if cfg.rl.credit != "paper":
-        return cfg.batch_size
-    return cfg.rl.n_steps or (79 if cfg.dataset == "cifar100-20" else 100)
-
-
-def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device) -> AuxPPO:
+def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device, n_steps: int, normalize_advantage: bool) -> AuxPPO:
     """PPO on `env` with the paper's hyperparameters (docs/method.md §5), seeded from cfg.seed; SB3 defaults
-    otherwise."""
+    otherwise. The rollout length and the advantages' normalisation are the credit design's (`method.Credit`)."""
     rl, errata = cfg.rl, cfg.errata
     policy_kwargs = dict(
         net_arch=[],
@@ -235,11 +227,11 @@ def make_agent(env: gym.Env, cfg: TrainConfig, device: torch.device) -> AuxPPO:
         AuxPolicy,
         env,
         learning_rate=rl.ppo_lr,
-        n_steps=default_n_steps(cfg),
+        n_steps=n_steps,
         batch_size=rl.ppo_batch_size,
         n_epochs=rl.n_epochs,
         ent_coef=rl.ent_coef,
-        normalize_advantage=rl.credit != "batch",  # batch credit: normalising would delete the batch's signal
+        normalize_advantage=normalize_advantage,
         policy_kwargs=policy_kwargs,
         seed=cfg.seed,
         device=device,

@@ -5,7 +5,7 @@ PPO minibatch is copied back to the device (`th.tensor(array, device=...)`), eac
 synchronisation. Here the same arrays are tensors on the device. The arithmetic is SB3's, op
 for op: GAE in float32, minibatches drawn with `np.random.permutation` (the global numpy
 stream SB3 seeds), so a run is bit for bit what it was with SB3's buffer (tested against it).
-`add` takes a block of consecutive steps at once (the batched collector writes a whole
+`add` takes a block of consecutive steps at once (the agent epoch writes a whole
 labelled batch), or SB3's one step of numpy arrays (the env loop). One env only.
 """
 
@@ -55,19 +55,9 @@ class DeviceRolloutBuffer(MaskableRolloutBuffer):
         self.generator_ready = False
         self.pos, self.full = 0, False
 
-    def assign_batch_credit(self, reward: Tensor) -> None:
-        """rl.credit batch (a rollout of one batch): every step's return is the batch's reward, its advantage the
-        reward minus the critic's mean value over the batch, instead of GAE over rewards on last steps."""
-        self._returns = reward.expand(self.buffer_size).clone()
-        self.advantages = self._returns - self._values.mean()
-
-    def assign_sample_credit(self, rewards: Tensor) -> None:
-        """rl.credit sample (a rollout of one batch): every step's return is its own reward, its advantage that
-        reward minus the batch's mean reward (PPO then normalises the advantages across the batch). Not the
-        critic's value: per-action rewards are a 1/B share of the batch's, far below an untrained critic's noise
-        (explained variance near -100 in the oracle's first sample-credit runs), which then drowned the signal."""
-        self._returns = rewards.reshape(self.buffer_size).to(self._values.dtype).clone()
-        self.advantages = self._returns - self._returns.mean()
+    def assign(self, returns: Tensor, advantages: Tensor) -> None:
+        """A rollout's returns and advantages set by a credit design (`method.Credit`) instead of by GAE."""
+        self._returns, self.advantages = returns, advantages
 
     # SB3's numpy view, for readers of the buffer (rlaux's update reads the device tensors).
     @property
