@@ -362,7 +362,7 @@ def test_an_untrained_agent_refuses_settings_of_a_trained_ones_reward(rl):
 def test_each_reward_design_is_built_once_from_the_config(sandbox_of):
     """`make_reward`: rl.reward, rl.reward_pairing and rl.placebo pick one design, per-sample shares when the credit
     design asks for them."""
-    from rlaux.methods.rl.reward import OracleReward, PaperReward, PairedReward, Placebo
+    from rlaux.methods.rl.reward import OracleReward, PairedReward, PaperReward, Placebo
 
     cases = [
         ({}, PaperReward, False),
