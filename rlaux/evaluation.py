@@ -80,9 +80,10 @@ class LabelStats:
 
 
 def summarize(history: list[dict]) -> dict[str, float | int]:
-    """The paper's metric plus the honest one: test accuracy at the best validation epoch."""
+    """The paper's metric plus the honest one: test accuracy at the best validation epoch, ties going to the
+    earliest epoch of the maximum (declared in issue 34; a small validation set ties often)."""
     last = history[-min(PAPER_LAST_EPOCHS, len(history)) :]
-    best = max(range(len(history)), key=lambda i: (history[i]["val_acc"], i))
+    best = max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i))
     row = history[best]
     return {
         "test_acc_last15": sum(r["test_acc"] for r in last) / len(last),

@@ -16,9 +16,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from rlaux.evaluation import summarize
 from rlaux.report.collect import METRICS
 
 REPO = Path(__file__).resolve().parents[1]
+RUNS = sorted(p.parent for p in REPO.glob("runs/**/metrics.json"))
 RESULTS = sorted(p.parent for p in REPO.glob("results/*/runs.csv") if (p.parent / "metrics").is_dir())
 
 
@@ -51,3 +53,19 @@ def test_dvc_metrics_are_the_summaries_of_runs_csv(results):
             "f1": round(statistics.fmean(group.f1), 4),
             "seeds": n,
         }, exp
+
+
+def test_each_committed_runs_metrics_are_its_history_summarized():
+    """metrics.json is `summarize(history.csv)` under today's rules (the best-validation tie rule included) for every
+    committed run: a run whose summary was derived under another rule shows here, not in a headline."""
+    assert RUNS
+    moved = []
+    for run in RUNS:
+        rows = pd.read_csv(run / "history.csv").to_dict("records")
+        saved = json.loads((run / "metrics.json").read_text())
+        fresh = summarize(rows)
+        if {k: saved[k] for k in fresh} != pytest.approx(fresh, rel=1e-12):
+            moved.append(
+                f"{run.relative_to(REPO)}: best_val_epoch {saved['best_val_epoch']} -> {fresh['best_val_epoch']}"
+            )
+    assert not moved, f"{len(moved)} runs: {'; '.join(moved[:5])}"

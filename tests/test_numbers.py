@@ -128,18 +128,18 @@ def _history() -> list[dict]:
 
 def test_last15_is_the_mean_of_the_last_15_epochs_and_selection_reads_the_best_validation_row():
     """test_acc_last15 = mean of epochs 6 .. 20 = (6 + 20)/2 = 13 (all 20 epochs: 10.5; the last 14: 13.5; the
-    last 16: 12.5). Validation ties at 60 on epochs 7 and 12: the later one is selected (as training writes best.pt
-    on `>=`), so test_acc_best_val = 12 (not 20, the best test epoch and the last), precision 0.12, recall 0.06,
-    F1 0.03 (that row's, not the last row's 0.2 / 0.1 / 0.05)."""
+    last 16: 12.5). Validation ties at 60 on epochs 7 and 12: the earliest is selected (the declared rule; training
+    writes best.pt on a strict `>`), so test_acc_best_val = 7 (not 20, the best test epoch and the last), precision
+    0.07, recall 0.035, F1 0.0175 (that row's, not the last row's 0.2 / 0.1 / 0.05)."""
     assert summarize(_history()) == {
         "test_acc_last15": 13.0,
         "test_acc_final": 20.0,
-        "test_acc_best_val": 12.0,
-        "best_val_epoch": 12,
+        "test_acc_best_val": 7.0,
+        "best_val_epoch": 7,
         "val_acc_best": 60.0,
-        "precision": 0.12,
-        "recall": 0.06,
-        "f1": 0.03,
+        "precision": 0.07,
+        "recall": 0.035,
+        "f1": 0.0175,
         "epochs": 20,
     }
 
