@@ -85,6 +85,9 @@ class Search(BaseModel):
     retest: list[str] = []
     """Profiles that re-test the mechanism at the most promising cell (largest mean `task` - `baseline`) when no
     cell holds; their settings must be that cell's."""
+    retest_cell: str | None = None
+    """The cell the re-test profiles were registered at (the most promising one then). Where a later declared rule
+    moves the most promising cell, the re-test stays where it ran and the report says where the cell is now."""
     chain: str | None = None
     """The profile that closes the causal chain in the chosen cell (its settings, fresh seeds), registered before
     its runs."""
@@ -218,7 +221,7 @@ def load_params(path: Path = PARAMS) -> Params:
         if unknown:
             raise ConfigError(f"{path}: profiles.{name}.only names unknown experiments {sorted(unknown)}")
     for name, search in params.searches.items():
-        named = [search.confirmation, search.chain]
+        named = [search.confirmation, search.chain, search.retest_cell]
         cells = [*search.cells, *(cell for cell in named if cell), *search.retest]
         for cell in [*cells, *search.pruned, *search.cost_cpu_hours]:
             if cell not in params.profiles:

@@ -147,6 +147,9 @@ def test_hand_built_tables_where_the_positive_control_holds_or_fails():
         "0.95), and its agent's fine-label agreement is at chance (0.200 ± 0.008, chance 0.20)."
     )
     assert "9.99" not in text  # another metric's number: not registered, not quoted
+    registered = _retest()
+    registered = Retest(registered.claims.assign(cell="g1"), registered.agent)  # where it ran, not the best cell now
+    assert "Re-tested on 8 fresh seeds at g1, 0 of 2" in answer(claims, FollowUps(fails.searches, registered))
 
     holds = FollowUps(searches=(_search(["does not hold", "holds", "not run (a cheaper cell holds)"], [0.0, 3.0, 0]),))
     text = answer(claims, holds)

@@ -495,6 +495,13 @@ def test_the_answer_ends_with_the_retest_at_the_most_promising_cell():
     none_held = Retest(claims.assign(verdict=["holds (...)", "inconclusive (...)", "inconclusive (...)"]), agent)
     answer = _answer(render(params, runs, paper, REPO, REPO, search=search, retest=none_held))
     assert "and 1 of 2 claims hold (0 of 1 on the last-15-epochs metric); sampled labels" in answer
+    # a re-test registered at g2 stays at g2 when a later declared rule makes g3 the most promising cell
+    moved = Retest(claims.assign(cell="g2"), agent)
+    answer = _answer(render(params, runs, paper, REPO, REPO, search=search, retest=moved))
+    assert (
+        "Re-tested at g2 (8 fresh seeds), the search's most promising cell when the re-test was registered " in answer
+    )
+    assert "(under today's rules it is g3), RL-AUX does not beat its placebo" in answer
 
 
 def _smoke_like_runs() -> pd.DataFrame:

@@ -270,6 +270,15 @@ def test_a_retest_waits_for_its_runs_and_must_run_the_promising_cells_settings(t
         retest_tables(Params.model_validate(raw), "pc", table)
     held = table.assign(status=["holds", "does not hold", "not run"])
     assert retest_tables(params, "pc", held)[2].startswith("a cell holds")
+    # registered at `cheap` (the most promising cell under the rules then): it stays there, and says where it is now
+    raw = _retest_raw()
+    raw["profiles"]["re"] = raw["profiles"]["cheap"] | {"seed_pool": [30, 31, 32], "only": RETESTED}
+    raw["searches"]["pc"]["retest_cell"] = "cheap"
+    status = retest_tables(Params.model_validate(raw), "pc", table)[2]
+    assert (
+        status
+        == "at cheap, where it was registered; under today's rules the most promising cell is middle; not judged yet: re 2 of 12 runs"
+    )
 
 
 def test_the_report_reads_the_retest_beside_the_search_table(tmp_path):

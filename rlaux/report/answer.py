@@ -27,7 +27,7 @@ from rlaux.errors import UserError
 from rlaux.io import read_table
 from rlaux.report.claims import HEADLINE_METRIC
 from rlaux.report.markdown import MAX_PP, within
-from rlaux.report.search import Retest, most_promising
+from rlaux.report.search import Retest
 from rlaux.report.stats import mean_ci
 
 MAX_SENTENCES, MAX_WORDS = 4, 120
@@ -312,7 +312,7 @@ def retest_sentence(searches: tuple[pd.DataFrame | None, ...], retest: Retest | 
     tested, r = found
     holding = int(tested.verdict.str.startswith("holds").sum())
     verb = "beats" if r.verdict.startswith("holds") else "does not beat"
-    cell = most_promising(first)
+    cell = retest.cell(first)
     text = (
         f"Re-tested on {int(r.n)} fresh seeds {'there' if cell == named else f'at {cell}'}, {holding} of "
         f"{len(tested)} claims hold: RL-AUX {verb} its placebo ({pp(r.mean_difference)} pp, Holm p = {num(r.p_holm)})"

@@ -297,7 +297,13 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     tested, r = found
     held = "beats" if r.verdict.startswith("holds") else "does not beat"
     holding = int(tested.verdict.str.startswith("holds").sum())
-    where = f"at the search's most promising cell ({most_promising(search)}, {int(r.n)} fresh seeds)"
+    cell, now = retest.cell(search), most_promising(search)
+    where = f"at the search's most promising cell ({cell}, {int(r.n)} fresh seeds)"
+    if cell != now:
+        where = (
+            f"at {cell} ({int(r.n)} fresh seeds), the search's most promising cell when the re-test was registered "
+            f"(under today's rules it is {now})"
+        )
     other = retest.claims[retest.claims.metric != HEADLINE_METRIC]
     other_held = list(other.claim[other.verdict.str.startswith("holds")])
     named = f": {', '.join(other_held)}" if other_held else ""

@@ -189,6 +189,13 @@ class Retest:
             return None
         return cls(read_table(paths[0]), read_table(paths[1]))
 
+    def cell(self, table: pd.DataFrame) -> str | None:
+        """The search cell the re-test ran at (its claims' `cell`; a table from before that column: the most
+        promising cell of `table`)."""
+        if "cell" in self.claims and len(self.claims):
+            return str(self.claims.cell.iloc[0])
+        return most_promising(table)
+
 
 def most_promising(table: pd.DataFrame) -> str | None:
     """The judged search cell with the largest mean task - baseline (where a search that found no holding cell
@@ -236,7 +243,8 @@ def retest_tables(params: Params, name: str, table: pd.DataFrame) -> tuple[pd.Da
     A re-test profile must run the most promising cell's settings, and a profile is judged only once every one
     of its runs has finished."""
     search = params.searches[name]
-    cell = most_promising(table)
+    now = most_promising(table)
+    cell = search.retest_cell or now
     empty = pd.DataFrame()
     if not search.retest:
         return empty, empty, "no re-test declared"
@@ -259,12 +267,13 @@ def retest_tables(params: Params, name: str, table: pd.DataFrame) -> tuple[pd.Da
             finished.append(runs)
         else:
             waiting.append(f"{profile} {len(runs)} of {planned} runs")
-    status = f"at {cell}" + (f"; not judged yet: {', '.join(waiting)}" if waiting else "")
+    moved = f", where it was registered; under today's rules the most promising cell is {now}" if now != cell else ""
+    status = f"at {cell}{moved}" + (f"; not judged yet: {', '.join(waiting)}" if waiting else "")
     if not finished:
         return empty, empty, status
     runs = pd.concat(finished, ignore_index=True)
     claims = all_claims(runs, profile=",".join(runs.profile.unique()))
-    claims = claims[claims.n > 0].reset_index(drop=True)
+    claims = claims[claims.n > 0].reset_index(drop=True).assign(cell=cell)
     agent = []
     for (profile, exp_id), g in runs[runs.fine_agreement.notna()].groupby(["profile", "experiment"], sort=False):
         m, h, n = mean_ci(g.fine_agreement)
