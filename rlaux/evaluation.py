@@ -79,12 +79,16 @@ class LabelStats:
         return row
 
 
+def best_epoch(history: list[dict]) -> int:
+    """The index of the best validation epoch, a tie going to the earliest epoch of the maximum (declared in issue
+    34; a small validation set ties often). Training keeps best.pt by the same rule."""
+    return max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i))
+
+
 def summarize(history: list[dict]) -> dict[str, float | int]:
-    """The paper's metric plus the honest one: test accuracy at the best validation epoch, ties going to the
-    earliest epoch of the maximum (declared in issue 34; a small validation set ties often)."""
+    """The paper's metric plus the honest one: test accuracy at the best validation epoch (`best_epoch`)."""
     last = history[-min(PAPER_LAST_EPOCHS, len(history)) :]
-    best = max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i))
-    row = history[best]
+    row = history[best_epoch(history)]
     return {
         "test_acc_last15": sum(r["test_acc"] for r in last) / len(last),
         "test_acc_final": history[-1]["test_acc"],

@@ -128,7 +128,7 @@ def train(
                     trainer.model, trainer.data, trainer.augment.normalize, cfg.eval_batch_size
                 )
         history.append(row)
-        if row["val_acc"] > max((r["val_acc"] for r in history[:-1]), default=-math.inf):  # ties: the earliest
+        if evaluation.best_epoch(history) == len(history) - 1:
             checkpoint.atomic_torch_save(trainer.model.state_dict(), out / "best.pt")
         checkpoint.save(out, epoch + 1, history, trainer, method)
         scores = f"loss {row['train_loss']:.3f}, val {row['val_acc']:.3f}, test {row['test_acc']:.3f}"

@@ -147,7 +147,10 @@ class RLAux(AuxMethod):
 
     def train_agent(self, epoch: int) -> None:
         """Train-agent epoch `epoch`, batched (`agent_epoch`) or through the env loop (`env_loop`)."""
-        self.env_loop(epoch) if self.cfg.rl.collector == "env" else self.agent_epoch(epoch)
+        if self.cfg.rl.collector == "env":
+            self.env_loop(epoch)
+        else:
+            self.agent_epoch(epoch)
 
     def agent_epoch(self, epoch: int) -> None:
         """Train-agent epoch `epoch`: label each batch, train the copy on it and reward it, credit, PPO.
