@@ -35,8 +35,6 @@ class DatasetFacts:
     """It has human auxiliary labels (the `human` method and its claims)."""
     human_psi: int = 5
     """Human auxiliary classes per primary class (the `human` method needs psi equal to it)."""
-    paper: bool = True
-    """One of the paper's datasets: the paper's claims apply to it. False for the suite's own controls."""
 
 
 DATASET_FACTS: dict[str, DatasetFacts] = {
@@ -45,11 +43,10 @@ DATASET_FACTS: dict[str, DatasetFacts] = {
     "svhn": DatasetFacts(10, "SVHN", "svhn", 73_257),
     # the suite's control, not one of the paper's datasets: CIFAR-10's classes in 5 pairs of unrelated classes
     # (rlaux.data.CIFAR10_PAIRS) as the primary task, the 10 classes as the human auxiliary task (psi = 2)
-    "cifar10-pairs": DatasetFacts(
-        5, "CIFAR-10 pairs (control)", "pairs", 50_000, human_task=True, human_psi=2, paper=False
-    ),
+    "cifar10-pairs": DatasetFacts(5, "CIFAR-10 pairs (control)", "pairs", 50_000, human_task=True, human_psi=2),
 }
-"""Adding a dataset: a row here, its loader in `rlaux.data.DATASETS`, its experiments in params.yaml."""
+"""Adding a dataset: a row here, its loader in `rlaux.data.DATASETS`, its experiments in params.yaml, and its entry in
+report.yaml (the claims its report tests, its figures; `rlaux.report.spec`)."""
 
 
 def _known_dataset(name: str) -> str:

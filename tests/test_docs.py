@@ -13,7 +13,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEVELOPERS_REFERENCE = "".join(("S", "P", "E", "C"))  # spelled apart, so that this file does not cite it either
 METHOD_DOC = REPO / "docs" / "method.md"
-SCANNED = ["rlaux", "tests", "benchmarks", "scripts", "paper_tables", "docs", "README.md", "params.yaml", "dvc.yaml"]
+SCANNED = [
+    "rlaux",
+    "tests",
+    "benchmarks",
+    "scripts",
+    "paper_tables",
+    "docs",
+    "README.md",
+    "params.yaml",
+    "dvc.yaml",
+    "report.yaml",
+]
 TEXT_SUFFIXES = {".py", ".md", ".sh", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".json", ".csv"}
 
 CITATION = re.compile(r"docs/method\.md(?:'s)?((?:\s*,?\s*§\d+(?:\.\d+)?(?:\s*[-–/]\s*§?\d+(?:\.\d+)?)?)+)")

@@ -17,7 +17,7 @@ import yaml
 from rlaux.errors import ConfigError
 from rlaux.experiments import load_params
 from rlaux.report.claims import all_claims, claim_list, claims
-from rlaux.report.figures import FIGURES, write_figures
+from rlaux.report.figures import figures, write_figures
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import cost, reproduction
 
@@ -133,7 +133,7 @@ def test_every_paper_number_refers_to_an_experiment():
     params = load_params(REPO / "params.yaml")
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
     assert set(paper.experiment) <= set(params.experiments)
-    for fig in FIGURES:
+    for fig in figures():
         assert set(fig.bars) <= set(params.experiments)
 
 
@@ -451,6 +451,7 @@ def tiny_project(tmp_path, data_root):
         "paper_tables/searches/positive_control_retest.csv",
         "paper_tables/searches/positive_control_agent.csv",
         "figures/oracle/dose_response.csv",  # the study's answer quotes it (the tables stage depends on it)
+        "report.yaml",  # the report's spec
         "pyproject.toml",
         "README.md",
         ".gitignore",

@@ -16,7 +16,7 @@ from test_pipeline import REPO, _synthetic_runs
 from rlaux.experiments import load_params
 from rlaux.report.claims import VERDICTS, all_claims, claims, last15_name, paper_difference, run_epochs
 from rlaux.report.collect import collect
-from rlaux.report.figures import FIGURES, SPLIT_GAP, draw, draw_claims, save_figure
+from rlaux.report.figures import SPLIT_GAP, draw, draw_claims, figures, save_figure
 from rlaux.report.readme import render
 from rlaux.report.stats import holm
 
@@ -134,7 +134,7 @@ def test_claims_forest_plot_is_deterministic(tmp_path):
 def test_a_figure_breaks_its_axis_when_the_papers_values_are_far_above_ours():
     """Ours at ~17% beside the paper's ~75% on one axis would hide our 1 pp differences."""
     paper = pd.read_csv(REPO / "paper_tables" / "paper.csv")
-    fig4 = next(f for f in FIGURES if f.number == 4)
+    fig4 = next(f for f in figures() if f.paper_figure == 4)
     c10 = _synthetic_runs()
     far = c10[c10.experiment == "c10-single"].assign(experiment="c100-single", dataset="cifar100-20")
     far = pd.concat([far, far.assign(experiment="c100-rl", test_acc_last15=far.test_acc_last15 + 1.0)])
@@ -324,13 +324,19 @@ def test_collect_adds_epochs_and_the_agent_diagnostics(tmp_path, monkeypatch):
     assert "policy_entropy" in pd.read_csv(tmp_path / "results" / "runs.csv")
 
 
-def test_a_new_dataset_reaches_the_claims_and_the_report_from_its_facts_alone(monkeypatch):
-    """A throwaway dataset, "toy": one row of facts (config.py), its experiments (params.yaml) and, for training,
-    its loader (data.py) are all it takes; neither the claims nor the report name datasets themselves."""
+def test_a_new_dataset_reaches_the_claims_and_the_report_from_its_facts_alone(tmp_path, monkeypatch):
+    """A throwaway dataset, "toy": one row of facts (config.py), its experiments (params.yaml), its entry in the
+    report's spec (report.yaml) and, for training, its loader (data.py) are all it takes; neither the claims nor
+    the report name datasets themselves."""
     from rlaux.config import DATASET_FACTS, DatasetFacts
     from rlaux.experiments import Params
+    from rlaux.report import spec
 
     monkeypatch.setitem(DATASET_FACTS, "toy", DatasetFacts(10, "Toy-10", "toy", 60_000))
+    entry = yaml.safe_load((REPO / "report.yaml").read_text(encoding="utf-8"))
+    entry["datasets"]["toy"] = {"claims": ["rl_single", "maxl_single", "rl_maxl"]}  # its entry in the report's spec
+    (tmp_path / "report.yaml").write_text(yaml.safe_dump(entry, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setattr(spec, "REPORT_YAML", tmp_path / "report.yaml")
     params = Params.model_validate(
         {
             "profile": "p",

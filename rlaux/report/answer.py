@@ -28,6 +28,7 @@ from rlaux.io import read_table
 from rlaux.report.claims import HEADLINE_METRIC
 from rlaux.report.markdown import MAX_PP, within
 from rlaux.report.search import Retest
+from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import mean_ci
 
 MAX_SENTENCES, MAX_WORDS = 4, 120
@@ -50,14 +51,8 @@ MARK_OPEN = (
 )
 MARK_CLOSE = "<!-- /answer -->"
 
-CONTROL_CLAIM, PLACEBO_CLAIM = "Human labels beat single-task learning", "RL-AUX beats its placebo"
-AGREEMENT_ARMS = (
-    ("c100-rl", "RL-AUX"),
-    ("c100-rl-placebo", "placebo"),
-    ("c100-oracle-s100", "oracle reward"),
-    ("c100-oracle-batch-s100", "oracle with batch credit"),
-)
-"""The re-test's RL arms (`<search>_agent.csv`), as the report names them; the first is RL-AUX as published."""
+CONTROL_CLAIM, PLACEBO_CLAIM = (load_spec().claims[key].text for key in ("positive_control", "placebo"))
+"""claims.csv's texts of the two claims the answer reads first (report.yaml's `positive_control` and `placebo`)."""
 CREDITS = {"paper": "the paper's credit", "batch": "batch credit", "sample": "per-sample credit"}
 JUDGED = ("holds", "does not hold")
 """A search cell's statuses once every one of its runs has finished (`rlaux.report.search.search_table`)."""
@@ -223,17 +218,22 @@ def control_sentence(tested: pd.DataFrame, searches: tuple[pd.DataFrame | None, 
             f"The positive control fails: human labels beat both single-task learning and single-task with its loss ×2 "
             f"in none of {where} (best, {best.profile}: {_both(best)} pp)" + (f"; {running}" if running else "") + "."
         ), False
-    rows = tested[tested.claim == CONTROL_CLAIM]
+    spec, rows = load_spec(), tested[tested.claim == CONTROL_CLAIM]
     still = f"; {running}." if running else "."
     if rows.empty:
-        return f"This profile has no positive control: no human auxiliary task was run{still}", None
+        return spec.sentence("answer_no_control", still=still), None
     held_rows = rows[rows.verdict.str.startswith("holds")]
     r = (held_rows if len(held_rows) else rows).iloc[0]
     verdict, verb = ("holds", "beat") if len(held_rows) else ("fails", "do not beat")
-    return (
-        f"The positive control {verdict}: human labels {verb} single-task learning on "
-        f"{DATASET_FACTS[r.dataset].title} ({difference(r)}){still}"
-    ), bool(len(held_rows))
+    sentence = spec.sentence(
+        "answer_own_control",
+        verdict=verdict,
+        verb=verb,
+        dataset=DATASET_FACTS[r.dataset].title,
+        difference=difference(r),
+        still=still,
+    )
+    return sentence, bool(len(held_rows))
 
 
 def mde_span(inconclusive: pd.DataFrame) -> tuple[str, pd.DataFrame, pd.DataFrame]:
@@ -286,12 +286,10 @@ def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_con
             f"inconclusive after Holm adjustment{aside}"
         )
     if control is None:
-        return f"So a null verdict here cannot be told from a blind assay: {claims}."
-    if not control:
-        return f"So the assay cannot see an auxiliary-task gain, and its verdicts on RL-AUX say little: {claims}."
-    if quoted_own_control:
-        return f"So the assay can see an auxiliary-task gain, and its verdicts on RL-AUX can be read: {claims}."
-    return f"So an auxiliary-task gain is visible there, where RL-AUX is yet to be tested; {claims}."
+        name = "so_blind"
+    else:
+        name = "so_holds" if control and quoted_own_control else "so_elsewhere" if control else "so_fails"
+    return load_spec().sentence(name, claims=claims)
 
 
 def retest_placebo(retest: Retest) -> tuple[pd.DataFrame, pd.Series] | None:
@@ -318,7 +316,7 @@ def retest_sentence(searches: tuple[pd.DataFrame | None, ...], retest: Retest | 
         f"{len(tested)} claims hold: RL-AUX {verb} its placebo ({pp(r.mean_difference)} pp, Holm p = {num(r.p_holm)})"
     )
     agent = retest.agent.set_index("experiment") if len(retest.agent) else pd.DataFrame()
-    rl = AGREEMENT_ARMS[0][0]
+    rl = next(iter(load_spec().arms.agreement))  # RL-AUX as published comes first
     if rl in agent.index:
         a = agent.loc[rl]
         m = within(a.fine_agreement, 0.0, 1.0, "a fine agreement (share of sampled labels)")

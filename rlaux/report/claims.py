@@ -1,12 +1,14 @@
 """The paper's claims as data, each tested on paired seeds (`rlaux.report.stats`) with a verdict.
 
-A claim template names its experiments by the dataset's prefix (`rlaux.config.DATASET_FACTS`), so a new
-dataset gets every claim that applies to all datasets without touching this module.
+The claims and which datasets test them are declared in report.yaml (`rlaux.report.spec`); a claim names its
+experiments by the dataset's prefix (`rlaux.config.DATASET_FACTS`), so a new dataset gets its claims from its entry
+there without touching this module.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +16,7 @@ import pandas as pd
 
 from rlaux.config import DATASET_FACTS
 from rlaux.report.markdown import MAX_PP, mde_cell
+from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import ALPHA, holm, mde, paired_test
 
 
@@ -26,54 +29,27 @@ class Claim:
     margin: float = 0.0  # better + margin > worse is tested
 
 
-CONTROL = {
-    "cifar100-20": "best:c100-human-lam,c100-random-lam",  # picked on validation accuracy
-    "cifar10": "c10-random-lam8",
-}  # one constant λ, fixed a priori (params.yaml)
-STUDIED = ("cifar100-20", "cifar10")  # where the study ran placebos, WA variants and controls
-EVERY, HUMAN = "every dataset", "datasets with a human task"
-# (claim, better, worse, margin, datasets): "{p}" is the dataset's experiment prefix, "{control}" its λ-alone control
-TEMPLATES: list[tuple[str, str, str, float, str | tuple[str, ...]]] = [
-    # the positive control (the paper's best-documented auxiliary task) and the placebo come first
-    ("Human labels beat single-task learning", "{p}-human", "{p}-single", 0.0, HUMAN),
-    ("RL-AUX beats its placebo", "{p}-rl", "{p}-rl-placebo", 0.0, STUDIED),  # reward independent of the actions
-    ("RL-AUX beats single-task learning", "{p}-rl", "{p}-single", 0.0, EVERY),
-    ("MAXL beats single-task learning", "{p}-maxl", "{p}-single", 0.0, EVERY),
-    ("RL-AUX matches MAXL (RL >= MAXL - 0.5 pp)", "{p}-rl", "{p}-maxl", 0.5, EVERY),
-    ("RL-AUX beats the human auxiliary task", "{p}-rl", "{p}-human", 0.0, HUMAN),
-    ("RL-AUX beats fixed random in-block labels", "{p}-rl", "{p}-random", 0.0, STUDIED),
-    ("WA-RL beats RL-AUX", "{p}-wa-rl", "{p}-rl", 0.0, STUDIED),
-    ("WA-MAXL beats MAXL", "{p}-wa-maxl", "{p}-maxl", 0.0, STUDIED),
-    ("WA-RL's gain is more than a constant λ (WA-RL > constant-λ control)", "{p}-wa-rl", "{control}", 0.0, STUDIED),
-    # is λ = 8's gain more than its loss scale? scale9 multiplies the primary loss by 1 + λ = 9
-    ("Random labels at λ = 8 beat the loss-scale control", "c10-random-lam8", "c10-single-scale9", 0.0, ("cifar10",)),
-]
-"""The paper's claims (and the controls' questions) as data: each template applies to a tuple of datasets,
-to EVERY paper dataset of `DATASET_FACTS` or to those with a HUMAN task."""
-
-
-def _datasets(scope: str | tuple[str, ...]) -> tuple[str, ...]:
-    paper = {name: facts for name, facts in DATASET_FACTS.items() if facts.paper}  # not the suite's own controls
-    if scope == EVERY:
-        return tuple(paper)
-    if scope == HUMAN:
-        return tuple(name for name, facts in paper.items() if facts.human_task)
-    return tuple(scope)
-
-
-def claim_list() -> list[Claim]:
-    """One Claim per template and dataset, for the datasets `DATASET_FACTS` knows now."""
+def claim_list(trained: Iterable[str] = ()) -> list[Claim]:
+    """One Claim per claim of report.yaml and dataset that tests it, in the spec's order: every dataset shown
+    always (the paper's), and those shown only where trained (the suite's controls) when in `trained`."""
+    spec, names = load_spec(), set(trained)
     return [
         Claim(
-            text,
+            c.text,
             ds,
-            better.format(p=DATASET_FACTS[ds].prefix),
-            worse.format(p=DATASET_FACTS[ds].prefix, control=CONTROL.get(ds)),
-            margin,
+            c.better.format(p=DATASET_FACTS[ds].prefix),
+            c.worse.format(p=DATASET_FACTS[ds].prefix, control=d.control),
+            c.margin,
         )
-        for text, better, worse, margin, scope in TEMPLATES
-        for ds in _datasets(scope)
+        for key, c in spec.claims.items()
+        for ds, d in spec.datasets.items()
+        if key in d.claims and spec.shown(ds, names)
     ]
+
+
+def trained_datasets(runs: pd.DataFrame) -> set[str]:
+    """The datasets a profile's runs trained (runs.csv's `dataset` column)."""
+    return set(runs.dataset.dropna()) if "dataset" in runs else set()
 
 
 CLAIM_METRICS = ("test_acc_last15", "test_acc_best_val")
@@ -147,7 +123,7 @@ def claims(
     adjusted (Holm) across the claims tested on this metric, and the effect the family could detect."""
     rows: list[dict[str, Any]] = []
     tests: list[tuple[dict[str, Any], Claim, str, str]] = []
-    for c in claim_list():
+    for c in claim_list(trained_datasets(runs)):
         hi, lo = (pick(s, runs) if len(runs) else None for s in (c.better, c.worse))
         row: dict[str, Any] = {
             "claim": c.text,

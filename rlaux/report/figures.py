@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -17,93 +16,24 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from rlaux.io import atomic_write
-from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name, run_epochs
+from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name, run_epochs, trained_datasets
+from rlaux.report.spec import FigureSpec
+from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import t_interval
 
 
-@dataclass(frozen=True)
-class Figure:
-    number: int
-    title: str
-    bars: dict[str, str]  # experiment id -> label on the x axis
-    kind: str = "accuracy"  # accuracy | curves | prf
-    note: str = ""
+def figures(trained: set[str] | None = None) -> list[FigureSpec]:
+    """report.yaml's figures, in its order: all of them, or those a profile that trained `trained` shows."""
+    spec = load_spec()
+    return [f for f in spec.figures if trained is None or spec.shown(f.dataset, trained)]
 
 
-FIGURES = [
-    Figure(
-        4,
-        "CIFAR-100-20: auxiliary-task methods",
-        {"c100-single": "single", "c100-human": "human", "c100-maxl": "MAXL", "c100-rl": "RL-AUX"},
-    ),
-    Figure(
-        5,
-        "CIFAR-100-20: RL-AUX, auxiliary weight λ",
-        {
-            "c100-rl-lam0p25": "λ=0.25",
-            "c100-rl-lam0p5": "λ=0.5",
-            "c100-rl": "λ=1",
-            "c100-rl-lam2": "λ=2",
-            "c100-rl-lam4": "λ=4",
-        },
-    ),
-    Figure(
-        6,
-        "CIFAR-100-20: weight-aware methods",
-        {"c100-maxl": "MAXL", "c100-rl": "RL-AUX", "c100-wa-maxl": "WA-MAXL", "c100-wa-rl": "WA-RL"},
-    ),
-    Figure(
-        7,
-        "CIFAR-10",
-        {
-            "c10-single": "single",
-            "c10-maxl": "MAXL",
-            "c10-rl": "RL-AUX",
-            "c10-wa-maxl": "WA-MAXL",
-            "c10-wa-rl": "WA-RL",
-        },
-        kind="curves",
-    ),
-    Figure(
-        8,
-        "SVHN",
-        {
-            "svhn-single": "single",
-            "svhn-maxl": "MAXL",
-            "svhn-rl": "RL-AUX",
-            "svhn-wa-maxl": "WA-MAXL",
-            "svhn-wa-rl": "WA-RL",
-        },
-        kind="curves",
-    ),
-    Figure(
-        9,
-        "CIFAR-100-20: MAXL, auxiliary weight λ",
-        {
-            "c100-maxl-lam0p25": "λ=0.25",
-            "c100-maxl-lam0p5": "λ=0.5",
-            "c100-maxl": "λ=1",
-            "c100-maxl-lam2": "λ=2",
-            "c100-maxl-lam4": "λ=4",
-        },
-    ),
-    Figure(
-        10,
-        "CIFAR-100-20: RL-AUX environment reset",
-        {"c100-rl": "reset every epoch", "c100-rl-reset-batch": "reset every batch"},
-        note="paper (A.2): no difference; no number reported",
-    ),
-    Figure(11, "CIFAR-100-20: macro precision / recall / F1", {"c100-rl": "RL-AUX", "c100-wa-rl": "WA-RL"}, kind="prf"),
-    Figure(
-        12,
-        "SVHN: macro precision / recall / F1",
-        {"svhn-single": "single", "svhn-rl": "RL-AUX", "svhn-wa-rl": "WA-RL"},
-        kind="prf",
-    ),
-]
+def heading(fig: FigureSpec) -> str:
+    """'Fig. 4: CIFAR-100-20: ...' for the paper's figures, the title alone for the suite's own."""
+    return fig.title if fig.paper_figure is None else f"Fig. {fig.paper_figure}: {fig.title}"
 
 
-def _axis(ax, fig: Figure, present: set[str]) -> list[str]:
+def _axis(ax, fig: FigureSpec, present: set[str]) -> list[str]:
     """Every category of the figure on the x axis, runs or not, so the paper's values always show."""
     labels = list(fig.bars.values())
     ax.set_xticks(range(len(labels)), labels)
@@ -123,10 +53,10 @@ def _axis(ax, fig: Figure, present: set[str]) -> list[str]:
     return labels
 
 
-def _paper_marks(ax, paper: pd.DataFrame, fig: Figure, offsets: dict[str, float] | None = None) -> None:
+def _paper_marks(ax, paper: pd.DataFrame, fig: FigureSpec, offsets: dict[str, float] | None = None) -> None:
     """Black diamonds at the paper's values, on the bars they belong to."""
     labels = list(fig.bars.values())
-    rows = paper[(paper.figure == fig.number) & paper.experiment.isin(fig.bars)]
+    rows = paper[(paper.figure == fig.paper_figure) & paper.experiment.isin(fig.bars)]
     for i, p in enumerate(rows.itertuples()):
         x = labels.index(fig.bars[p.experiment]) + (offsets or {}).get(p.metric, 0.0)
         ax.plot(x, p.value, "D", color="black", markersize=7, zorder=5, label="paper" if i == 0 else None)
@@ -137,7 +67,7 @@ SPLIT_GAP = 15.0
 from 17% to 76%, the differences between methods that the claims are about would be lost."""
 
 
-def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str, notes: bool = True) -> None:
+def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: FigureSpec, metric_name: str, notes: bool = True) -> None:
     """Mean and 95% t-interval per experiment, seeds beside it: no bar whose height from zero hides a 1 pp gap."""
     df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
     order = _axis(ax, fig, set(df.experiment) if notes else set(fig.bars))
@@ -176,7 +106,7 @@ def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name:
     values = (
         list(df.test_acc_last15)
         + list(df.get(HEADLINE_METRIC, []))
-        + list(paper.loc[paper.figure == fig.number, "value"])
+        + list(paper.loc[paper.figure == fig.paper_figure, "value"])
     )
     ax.set_ylim(max(0, min(values, default=0) - 5), min(100, max(values, default=100) + 3))
     ax.set_xlabel("")
@@ -185,7 +115,7 @@ def _dots(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name:
         ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
 
 
-def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
+def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: FigureSpec) -> None:
     df = runs[runs.experiment.isin(fig.bars)].assign(label=lambda d: d.experiment.map(fig.bars))
     order = _axis(ax, fig, set(df.experiment))
     if len(df):
@@ -198,7 +128,7 @@ def _prf(ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
 
 
-def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
+def _curves(ax, curves: pd.DataFrame, fig: FigureSpec) -> None:
     df = (
         curves[curves.experiment.isin(fig.bars)].assign(method=lambda d: d.experiment.map(fig.bars))
         if len(curves)
@@ -216,11 +146,11 @@ def _curves(ax, curves: pd.DataFrame, fig: Figure) -> None:
     ax.set_title("test accuracy over epochs (mean, band: ±1 s.e. over seeds)", fontsize=9)
 
 
-def _split_dots(f: plt.Figure, ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: Figure, metric_name: str) -> None:
+def _split_dots(f: plt.Figure, ax, runs: pd.DataFrame, paper: pd.DataFrame, fig: FigureSpec, metric_name: str) -> None:
     """`_dots` on a y axis broken in two when the paper's values lie far above ours: the paper's on top, ours below,
     each panel spanning its own values, so a 1 pp difference between our methods stays visible."""
     ours = runs.loc[runs.experiment.isin(fig.bars), ["test_acc_last15", HEADLINE_METRIC]].stack()
-    theirs = paper.loc[(paper.figure == fig.number) & paper.experiment.isin(fig.bars), "value"]
+    theirs = paper.loc[(paper.figure == fig.paper_figure) & paper.experiment.isin(fig.bars), "value"]
     if ours.empty or theirs.empty or theirs.min() - ours.max() < SPLIT_GAP:
         _dots(ax, runs, paper, fig, metric_name)
         return
@@ -252,11 +182,11 @@ def _split_dots(f: plt.Figure, ax, runs: pd.DataFrame, paper: pd.DataFrame, fig:
         )
 
 
-def draw(fig: Figure, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str) -> plt.Figure:
+def draw(fig: FigureSpec, runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str) -> plt.Figure:
     present = runs[runs.experiment.isin(fig.bars)] if len(runs) else runs
     wide = fig.kind == "curves"
     f, axes = plt.subplots(1, 2 if wide else 1, figsize=(12 if wide else 7.5, 4.4), squeeze=False)
-    f.suptitle(f"Fig. {fig.number}: {fig.title}  [{profile} profile]", fontsize=11)
+    f.suptitle(f"{heading(fig)}  [{profile} profile]", fontsize=11)
     if fig.kind == "prf":
         _prf(axes[0][-1], present, paper, fig)
     else:
@@ -285,7 +215,7 @@ def draw_claims(runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, p
     cl = all_claims(runs, profile, paper)
     cl = cl[cl.n > 0]
     keys = list(dict.fromkeys(zip(cl.claim, cl.dataset, strict=True)))
-    margins = {(c.text, c.dataset): c.margin for c in claim_list()}
+    margins = {(c.text, c.dataset): c.margin for c in claim_list(trained_datasets(runs))}
     colours = sns.color_palette("muted")
     styles = (  # metric, row offset, marker, colour, legend
         (HEADLINE_METRIC, -0.15, "o", colours[0], "validation-selected (test_acc_best_val)"),
@@ -348,9 +278,10 @@ def save_figure(f: plt.Figure, path: Path) -> Path:
 def write_figures(
     runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path
 ) -> list[Path]:
-    """Figures 4-12 (fig04.png ...) and the claims' forest plot (claims.png)."""
+    """report.yaml's figures that the profile shows (fig04.png ...) and the claims' forest plot (claims.png)."""
     sns.set_theme(style="whitegrid", context="notebook")
     paths = [
-        save_figure(draw(fig, runs, curves, paper, profile), out_dir / f"fig{fig.number:02d}.png") for fig in FIGURES
+        save_figure(draw(fig, runs, curves, paper, profile), out_dir / f"{fig.file}.png")
+        for fig in figures(trained_datasets(runs))
     ]
     return [*paths, save_figure(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE)]

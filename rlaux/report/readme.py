@@ -22,7 +22,6 @@ from rlaux.experiments import Params
 from rlaux.io import write_text
 from rlaux.registry import LABEL_METHODS, METHODS, RL_METHODS
 from rlaux.report.answer import (
-    AGREEMENT_ARMS,
     CONTROL_CLAIM,
     PLACEBO_CLAIM,
     SEARCHED_PROFILE,
@@ -35,11 +34,13 @@ from rlaux.report.answer import difference as _difference
 from rlaux.report.answer import num as _num
 from rlaux.report.answer import pp as _pp
 from rlaux.report.answer import too_wide as _too_wide
-from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name
+from rlaux.report.claims import HEADLINE_METRIC, all_claims, last15_name, trained_datasets
 from rlaux.report.collect import AGREEMENT_EPOCHS
-from rlaux.report.figures import CLAIMS_FIGURE, FIGURES, Figure
+from rlaux.report.figures import CLAIMS_FIGURE, figures, heading
 from rlaux.report.markdown import MAX_PP, md, mde_cell, percent, within
 from rlaux.report.search import Retest, most_promising, relative_compute, trend
+from rlaux.report.spec import FigureSpec
+from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import mean_ci
 from rlaux.report.tables import SETTLING_WINDOW, cost, reproduction, scale_note, settling
 
@@ -148,9 +149,6 @@ def _signal_word(a) -> str:
     return "some" if a.reward_label_component >= SIGNAL_SHARE else "almost none"
 
 
-CONTROL_ARMS = ("c100-human", "c100-single")
-
-
 def _control_sentence(
     tested: pd.DataFrame,
     search: pd.DataFrame | None = None,
@@ -159,25 +157,19 @@ def _control_sentence(
 ) -> str:
     """The positive control's verdict first: a null elsewhere means little where it fails. Where the profile's own
     control fails, the pre-registered search (`rlaux.report.search`) says whether any regime here can see it."""
-    rows = tested[tested.claim == CONTROL_CLAIM]
+    spec, rows = load_spec(), tested[tested.claim == CONTROL_CLAIM]
     if rows.empty:
-        return (
-            "This profile has no positive control (no human auxiliary task was run), so a null below cannot be "
-            "told from an assay that sees nothing."
-        )
+        return spec.sentence("no_control")
     held = rows[rows.verdict.str.startswith("holds")]
     if len(held):
         r = held.iloc[0]
-        return (
-            f"The positive control holds: human labels beat single-task learning on {DATASET_FACTS[r.dataset].title} "
-            f"({_difference(r)}), so this assay can see an auxiliary-task gain."
-        )
+        return spec.sentence("control_holds", dataset=DATASET_FACTS[r.dataset].title, difference=_difference(r))
     r = rows.iloc[0]
-    return (
-        f"The positive control fails: human labels, the paper's best-documented auxiliary task, do not beat "
-        f"single-task learning on {DATASET_FACTS[r.dataset].title} here ({_difference(r)})"
-        f"{_search_clause(search, paper_gain, paper_compute)}, "
-        "so this assay cannot see the gain the paper reports and its verdicts on RL-AUX say little."
+    return spec.sentence(
+        "control_fails",
+        dataset=DATASET_FACTS[r.dataset].title,
+        difference=_difference(r),
+        search=_search_clause(search, paper_gain, paper_compute),
     )
 
 
@@ -310,14 +302,14 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
     on_other = f" ({len(other_held)} of {len(other)} on the last-15-epochs metric{named})" if len(other) else ""
     agreement = ""
     if len(retest.agent):
-        by = retest.agent.set_index("experiment")
+        by, arms = retest.agent.set_index("experiment"), load_spec().arms.agreement
         share = "a fine agreement (share of sampled labels)"
         parts = ", ".join(
             f"{name} {within(by.fine_agreement[exp], 0.0, 1.0, share):.2f} ± {by.ci95[exp]:.2f}"
-            for exp, name in AGREEMENT_ARMS
+            for exp, name in arms.items()
             if exp in by.index
         )
-        learned = [name for exp, name in AGREEMENT_ARMS if exp in by.index and by.above_chance[exp]]
+        learned = [name for exp, name in arms.items() if exp in by.index and by.above_chance[exp]]
         verdict = f"{', '.join(learned)} above chance" if learned else "none above chance"
         agreement = (
             f"; sampled labels agree with the fine labels at {parts} ({verdict}; chance {by.chance.iloc[0]:.2f})"
@@ -347,7 +339,7 @@ def answer_section(
     agents = agent_summary(runs, params)
     gains = cl.loc[(cl.claim == CONTROL_CLAIM) & (cl.metric == "test_acc_last15"), "paper_difference"].dropna()
     paper_compute = (
-        relative_compute(params, "paper", CONTROL_ARMS[1]) if "paper" in params.profiles else math.nan
+        relative_compute(params, "paper", load_spec().arms.paper_control[1]) if "paper" in params.profiles else math.nan
     )  # the scale the paper trained its control at
     control = _control_sentence(tested, search, float(gains.iloc[0]) if len(gains) else math.nan, paper_compute)
     detail = " ".join(
@@ -421,9 +413,9 @@ def claims_figure_section(out_dir: Path, figures_dir: Path) -> str:
 
 def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str:
     present = set(runs.experiment) if len(runs) else set()
-    shown: list[Figure] = []
-    missing: list[Figure] = []
-    for fig in FIGURES:
+    shown: list[FigureSpec] = []
+    missing: list[FigureSpec] = []
+    for fig in figures(trained_datasets(runs)):
         (shown if present & set(fig.bars) else missing).append(fig)
     text = (
         "## Figures\n\nAccuracy panels: dots with whiskers, the mean over seeds with its 95% t-interval (not bars: "
@@ -433,12 +425,13 @@ def figures_section(runs: pd.DataFrame, out_dir: Path, figures_dir: Path) -> str
         "95% t-intervals, no seed dots).\n\n"
     )
     for fig in shown:
-        rel = _rel(Path(figures_dir) / f"fig{fig.number:02d}.png", out_dir)
-        text += f"### Fig. {fig.number}: {fig.title}\n\n![Fig. {fig.number}]({rel})\n\n"
+        rel = _rel(Path(figures_dir) / f"{fig.file}.png", out_dir)
+        alt = fig.title if fig.paper_figure is None else f"Fig. {fig.paper_figure}"
+        text += f"### {heading(fig)}\n\n![{alt}]({rel})\n\n"
     if missing:
         text += (
             "Not run in this profile (paper-only or other datasets): "
-            + ", ".join(f"Fig. {f.number} ({f.title})" for f in missing)
+            + ", ".join(f"Fig. {f.paper_figure} ({f.title})" if f.paper_figure else f.title for f in missing)
             + ".\n"
         )
     return text
@@ -510,7 +503,7 @@ def claims_section(cl: pd.DataFrame, names: dict[str, str]) -> str:
         "difference: its own better − worse (its last 15 epochs), and whether our interval excludes it.\n\n"
         + md(_claims_table(cl, "test_acc_last15"))
     )
-    untested = len({(c.text, c.dataset) for c in claim_list()}) - len(cl[(cl.n > 0) & (cl.metric == HEADLINE_METRIC)])
+    untested = int(((cl.n == 0) & (cl.metric == HEADLINE_METRIC)).sum())  # listed in claims.csv, without runs
     if untested:
         text += (
             f"\n{untested} more claims (other datasets or experiments) are not run in this "
@@ -676,7 +669,7 @@ def agreement_section(follow: FollowUps, out_dir: Path) -> str:
     agent = follow.retest.agent if follow.retest is not None else pd.DataFrame()
     if agent.empty:
         return text + ": not measured yet.\n"
-    names = dict(AGREEMENT_ARMS)
+    names = load_spec().arms.agreement
     rows = []
     for a in agent.to_dict("records"):
         m, h = within(a["fine_agreement"], 0.0, 1.0, "a fine agreement (share of sampled labels)"), a["ci95"]

@@ -22,6 +22,7 @@ from rlaux.io import read_table, write_json, write_text
 from rlaux.report.claims import CLAIM_METRICS, all_claims, paper_difference
 from rlaux.report.collect import AGREEMENT_EPOCHS, final_agreement
 from rlaux.report.markdown import md
+from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import holm, linear_trend, mde, mean_ci, paired_test
 
 
@@ -320,14 +321,10 @@ def chain_agent(runs: pd.DataFrame) -> pd.DataFrame:
 def randomized_task(runs: pd.DataFrame, paper: pd.DataFrame | None) -> dict[str, float]:
     """The authors' Randomized Task (an agent never trained, their settings; paper.csv) minus their single-task
     run on CIFAR-100-20, beside ours on the chain's data: the untrained as-run arm minus single, last epochs."""
-    theirs = paper_difference(paper, "c100-rl-untrained-asrun", "c100-single", "test_acc_last15")
-    ours = paired_test(
-        *(runs[runs.experiment == arm].set_index("seed").test_acc_last15 for arm in RANDOMIZED_TASK_ARMS)
-    )
+    arms = load_spec().arms.randomized_task
+    theirs = paper_difference(paper, *arms.paper, "test_acc_last15")
+    ours = paired_test(*(runs[runs.experiment == arm].set_index("seed").test_acc_last15 for arm in arms.ours))
     return {"paper_difference": theirs} | {key: ours[key] for key in ("n", "mean_difference", "ci95_low", "ci95_high")}
-
-
-RANDOMIZED_TASK_ARMS = ("pairs-rl-untrained-asrun", "pairs-single")
 
 
 def chain_tables(
@@ -348,7 +345,7 @@ def chain_tables(
     metrics = [search.metric, *(m for m in CLAIM_METRICS if m != search.metric)]
     claims = pd.concat([chain_claims(runs, search.claim_pairs(), m, search.alpha) for m in metrics], ignore_index=True)
     have = set(runs.experiment)
-    compare = randomized_task(runs, paper) if set(RANDOMIZED_TASK_ARMS) <= have else {}
+    compare = randomized_task(runs, paper) if set(load_spec().arms.randomized_task.ours) <= have else {}
     return claims, chain_agent(runs), compare, f"at {search.chain}, {len(runs)} runs"
 
 
@@ -385,7 +382,7 @@ def chain_markdown(name: str, search: Search, claims: pd.DataFrame, agent: pd.Da
         text += (
             f"\n\nThe authors' Randomized Task (an agent never trained, their settings) minus their single-task run: "
             f"{compare['paper_difference']:+.2f} pp on CIFAR-100-20 (one run, last 15 epochs, paper.csv); ours, "
-            f"{RANDOMIZED_TASK_ARMS[0]} − {RANDOMIZED_TASK_ARMS[1]} on the chain's data (test_acc_last15: the last "
+            f"{' − '.join(load_spec().arms.randomized_task.ours)} on the chain's data (test_acc_last15: the last "
             f"min(15, epochs) epochs): "
             f"{compare['mean_difference']:+.2f} pp (95% CI {compare['ci95_low']:+.2f} to "
             f"{compare['ci95_high']:+.2f}, {compare['n']} seeds). Another dataset: a direction, not a replication."
