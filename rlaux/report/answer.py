@@ -185,7 +185,7 @@ def control_sentence(tested: pd.DataFrame, searches: tuple[pd.DataFrame | None, 
     """The positive control's verdict, and whether it holds (None: there is none). With registered searches, their
     verdict: human labels beat single-task learning and single-task with its loss ×2 in a cell; else the profile's
     own control claim."""
-    held = _held(searches)
+    spec, held = load_spec(), _held(searches)
     if held is not None:
         i, c = held
         table = searches[i]
@@ -201,24 +201,21 @@ def control_sentence(tested: pd.DataFrame, searches: tuple[pd.DataFrame | None, 
                 confirmed = ", not confirmed on its fresh seeds"
             else:
                 confirmed = ", not yet confirmed on fresh seeds"
-        if quoted is c:
-            return (
-                f"The positive control holds: in the {ORDINALS[i]} registered search's cell {c.profile}, human labels "
-                f"beat single-task learning ({pp(c.task_minus_baseline)} pp, {_p(c, 'baseline_p')}) and single-task "
-                f"with its loss ×2 ({pp(c.get('task_minus_step_control', math.nan))} pp, {_p(c, 'step_p')}){confirmed}."
-            ), True
-        return (
-            f"The positive control holds: in the {ORDINALS[i]} registered search's cell {c.profile}{confirmed}, human "
-            f"labels beat single-task learning ({pp(quoted.task_minus_baseline)} pp, {_p(quoted, 'baseline_p')}) and "
-            f"single-task with its loss ×2 ({pp(quoted.get('task_minus_step_control', math.nan))} pp, {_p(quoted, 'step_p')})."
-        ), True
+        numbers = {
+            "task_minus_baseline": pp(quoted.task_minus_baseline),
+            "baseline_p": _p(quoted, "baseline_p"),
+            "task_minus_step": pp(quoted.get("task_minus_step_control", math.nan)),
+            "step_p": _p(quoted, "step_p"),
+        }
+        template = "answer_search_holds" if quoted is c else "answer_search_confirmed"
+        return spec.sentence(template, ordinal=ORDINALS[i], cell=str(c.profile), confirmed=confirmed, **numbers), True
     where, best, running = _searches_clause(searches)
     if where and best is not None:
-        return (
-            f"The positive control fails: human labels beat both single-task learning and single-task with its loss ×2 "
-            f"in none of {where} (best, {best.profile}: {_both(best)} pp)" + (f"; {running}" if running else "") + "."
+        still = f"; {running}" if running else ""
+        return spec.sentence(
+            "answer_search_fails", cells=where, cell=str(best.profile), differences=_both(best), still=still
         ), False
-    spec, rows = load_spec(), tested[tested.claim == CONTROL_CLAIM]
+    rows = tested[tested.claim == CONTROL_CLAIM]
     still = f"; {running}." if running else "."
     if rows.empty:
         return spec.sentence("answer_no_control", still=still), None
@@ -311,20 +308,31 @@ def retest_sentence(searches: tuple[pd.DataFrame | None, ...], retest: Retest | 
     holding = int(tested.verdict.str.startswith("holds").sum())
     verb = "beats" if r.verdict.startswith("holds") else "does not beat"
     cell = retest.cell(first)
-    text = (
-        f"Re-tested on {int(r.n)} fresh seeds {'there' if cell == named else f'at {cell}'}, {holding} of "
-        f"{len(tested)} claims hold: RL-AUX {verb} its placebo ({pp(r.mean_difference)} pp, Holm p = {num(r.p_holm)})"
-    )
+    spec = load_spec()
     agent = retest.agent.set_index("experiment") if len(retest.agent) else pd.DataFrame()
-    rl = next(iter(load_spec().arms.agreement))  # RL-AUX as published comes first
+    rl = next(iter(spec.arms.agreement))  # RL-AUX as published comes first
+    agreement = ""
     if rl in agent.index:
         a = agent.loc[rl]
         m = within(a.fine_agreement, 0.0, 1.0, "a fine agreement (share of sampled labels)")
-        where = "above" if a.above_chance else ("below" if m + a.ci95 < a.chance else "at")
-        text += (
-            f", and its agent's fine-label agreement is {where} chance ({m:.3f} ± {a.ci95:.3f}, chance {a.chance:.2f})"
+        agreement = spec.sentence(
+            "answer_retest_agreement",
+            position="above" if a.above_chance else ("below" if m + a.ci95 < a.chance else "at"),
+            agreement=f"{m:.3f}",
+            ci95=f"{a.ci95:.3f}",
+            chance=f"{a.chance:.2f}",
         )
-    return text + "."
+    return spec.sentence(
+        "answer_retest",
+        seeds=str(int(r.n)),
+        where="there" if cell == named else f"at {cell}",
+        holding=str(holding),
+        tested=str(len(tested)),
+        verb=verb,
+        difference=pp(r.mean_difference),
+        p_holm=num(r.p_holm),
+        agreement=agreement,
+    )
 
 
 def oracle_sentence(dose: pd.DataFrame | None, chance: float = math.nan) -> str:
@@ -343,7 +351,7 @@ def oracle_sentence(dose: pd.DataFrame | None, chance: float = math.nan) -> str:
             where = " (below chance)"
         parts.append(f"{m:.3f} ± {h:.3f}{where} under {CREDITS.get(str(credit), str(credit))}")
     listed = parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
-    return f"With a noiseless oracle reward (the answer itself), the agent's fine agreement ends at {listed}."
+    return load_spec().sentence("answer_oracle", listed=listed)
 
 
 class AnswerTooLong(ValueError):

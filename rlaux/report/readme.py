@@ -180,36 +180,39 @@ def _search_clause(search: pd.DataFrame | None, paper_gain: float, paper_compute
     judged = search[(search.stage == "search") & search.task_minus_baseline.notna()]
     if judged.empty:
         return ""
+    spec = load_spec()
     confirmed = search[(search.stage == "confirmation") & (search.status == "holds")]
     held = judged[judged.status == "holds"]
     if len(held):
         c = held.iloc[0]
-        where = f"{c.profile} ({c.task_minus_baseline:+.2f} pp, one-sided p = {c.baseline_p:.2g})"
+        cell = {"cell": str(c.profile), "difference": f"{c.task_minus_baseline:+.2f}", "p": f"{c.baseline_p:.2g}"}
         if len(confirmed):
             k = confirmed.iloc[0]
-            return (
-                f", though it holds in the pre-registered search's cell {where} and on that cell's fresh seeds "
-                f"({k.task_minus_baseline:+.2f} pp, Holm p = {k.baseline_p_holm:.2g})"
-            )
-        return f", though a pre-registered search found it holding in {where}, not yet confirmed on fresh seeds"
+            fresh = {"fresh_difference": f"{k.task_minus_baseline:+.2f}", "fresh_p_holm": f"{k.baseline_p_holm:.2g}"}
+            return spec.sentence("search_held_confirmed", **cell, **fresh)
+        return spec.sentence("search_held", **cell)
     best = judged.loc[judged.task_minus_baseline.idxmax()]
-    clause = (
-        f", nor in any of the {len(judged)} cells of a pre-registered search up to {judged.compute.max():.3g} units "
-        f"of compute (best: {best.profile}, {best.task_minus_baseline:+.2f} pp, one-sided p = {best.baseline_p:.2g})"
+    clause = spec.sentence(
+        "search_none",
+        cells=str(len(judged)),
+        compute=f"{judged.compute.max():.3g}",
+        cell=str(best.profile),
+        difference=f"{best.task_minus_baseline:+.2f}",
+        p=f"{best.baseline_p:.2g}",
     )
     if math.isnan(paper_gain):
         return clause
     line = trend(search, target=paper_gain)
-    fit = (
-        f"{line['slope']:+.1f} pp per doubling of compute, 95% CI {line['slope_low']:+.1f} to {line['slope_high']:+.1f}"
-    )
-    paper = f"the paper's own scale is {paper_compute:,.0f} units" if not math.isnan(paper_compute) else ""
+    trend_fields = {
+        "slope": f"{line['slope']:+.1f}",
+        "slope_low": f"{line['slope_low']:+.1f}",
+        "slope_high": f"{line['slope_high']:+.1f}",
+        "paper": f"the paper's own scale is {paper_compute:,.0f} units" if not math.isnan(paper_compute) else "",
+    }
     if not line["slope_low"] > 0:  # a trend its interval cannot tell from flat points to no scale
-        return clause + f"; its trend ({fit}) is flat within its interval and points to no scale ({paper})"
-    return clause + (
-        f"; its trend ({fit}) would reach the paper's {paper_gain:+.2f} pp near "
-        f"{line['target_at_compute']:.2g} units ({paper})"
-    )
+        return clause + spec.sentence("search_trend_flat", **trend_fields)
+    reach = {"paper_gain": f"{paper_gain:+.2f}", "compute": f"{line['target_at_compute']:.2g}"}
+    return clause + spec.sentence("search_trend_reaches", **trend_fields, **reach)
 
 
 def _claims_sentence(tested: pd.DataFrame) -> str:
@@ -225,12 +228,14 @@ def _claims_sentence(tested: pd.DataFrame) -> str:
             else ""
         )
 
-    power = _power_clause(tested[kind == "inconclusive"])
     h, r, i = counts["holds"], counts["reversed"], counts["inconclusive"]
-    return (
-        f"Of the {len(tested)} claims tested, {h} {'holds' if h == 1 else 'hold'}{named('holds')}, {r} "
-        f"{'is' if r == 1 else 'are'} reversed{named('reversed')} and {i} {'is' if i == 1 else 'are'} "
-        f"inconclusive after Holm adjustment{power}."
+    return load_spec().sentence(
+        "claims_count",
+        tested=str(len(tested)),
+        holds=f"{h} {'holds' if h == 1 else 'hold'}{named('holds')}",
+        reversed=f"{r} {'is' if r == 1 else 'are'} reversed{named('reversed')}",
+        inconclusive=f"{i} {'is' if i == 1 else 'are'} inconclusive",
+        power=_power_clause(tested[kind == "inconclusive"]),
     )
 
 
@@ -314,9 +319,15 @@ def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
         agreement = (
             f"; sampled labels agree with the fine labels at {parts} ({verdict}; chance {by.chance.iloc[0]:.2f})"
         )
-    return (
-        f"Re-tested {where}, RL-AUX {held} its placebo ({_difference(r)}) and {holding} of {len(tested)} claims "
-        f"hold{on_other}{agreement}."
+    return load_spec().sentence(
+        "retest",
+        where=where,
+        verb=held,
+        difference=_difference(r),
+        holding=str(holding),
+        tested=str(len(tested)),
+        other_metric=on_other,
+        agreement=agreement,
     )
 
 

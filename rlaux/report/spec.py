@@ -27,6 +27,23 @@ PROSE_FIELDS: dict[str, frozenset[str]] = {
     "no_control": frozenset(),
     "answer_own_control": frozenset({"verdict", "verb", "dataset", "difference", "still"}),
     "answer_no_control": frozenset({"still"}),
+    "answer_search_holds": frozenset(
+        {"ordinal", "cell", "task_minus_baseline", "baseline_p", "task_minus_step", "step_p", "confirmed"}
+    ),
+    "answer_search_confirmed": frozenset(
+        {"ordinal", "cell", "task_minus_baseline", "baseline_p", "task_minus_step", "step_p", "confirmed"}
+    ),
+    "answer_search_fails": frozenset({"cells", "cell", "differences", "still"}),
+    "answer_retest": frozenset({"seeds", "where", "holding", "tested", "verb", "difference", "p_holm", "agreement"}),
+    "answer_retest_agreement": frozenset({"position", "agreement", "ci95", "chance"}),
+    "answer_oracle": frozenset({"listed"}),
+    "search_held": frozenset({"cell", "difference", "p"}),
+    "search_held_confirmed": frozenset({"cell", "difference", "p", "fresh_difference", "fresh_p_holm"}),
+    "search_none": frozenset({"cells", "compute", "cell", "difference", "p"}),
+    "search_trend_flat": frozenset({"slope", "slope_low", "slope_high", "paper"}),
+    "search_trend_reaches": frozenset({"slope", "slope_low", "slope_high", "paper", "paper_gain", "compute"}),
+    "claims_count": frozenset({"tested", "holds", "reversed", "inconclusive", "power"}),
+    "retest": frozenset({"where", "verb", "difference", "holding", "tested", "other_metric", "agreement"}),
     "so_blind": frozenset({"claims"}),
     "so_fails": frozenset({"claims"}),
     "so_holds": frozenset({"claims"}),
