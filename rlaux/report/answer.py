@@ -268,8 +268,9 @@ def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_con
     notes = [f"its control: {pp(own.iloc[0].mean_difference)} pp"] if len(own) and not quoted_own_control else []
     notes += [power] if (power := _power(tested[kind == "inconclusive"])) else []
     aside = f" ({'; '.join(notes)})" if notes else ""
+    spec = load_spec()
     if i == n:
-        claims = f"all {n} of the {profile} profile's claims are inconclusive after Holm adjustment{aside}"
+        claims = spec.sentence("claims_all_inconclusive", n=str(n), profile=profile, aside=aside)
     else:
         listed = {
             k: f" ({'; '.join(f'{x.claim}, {DATASET_FACTS[x.dataset].title}' for x in tested[kind == k].itertuples())})"
@@ -277,16 +278,20 @@ def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_con
             else ""
             for k, c in (("holds", h), ("reversed", r))
         }
-        claims = (
-            f"of the {profile} profile's {n} claims, {h} {'holds' if h == 1 else 'hold'}{listed['holds']}, {r} "
-            f"{'is' if r == 1 else 'are'} reversed{listed['reversed']} and {i} {'is' if i == 1 else 'are'} "
-            f"inconclusive after Holm adjustment{aside}"
+        claims = spec.sentence(
+            "claims_profile",
+            profile=profile,
+            n=str(n),
+            holds=f"{h} {'holds' if h == 1 else 'hold'}{listed['holds']}",
+            reversed=f"{r} {'is' if r == 1 else 'are'} reversed{listed['reversed']}",
+            inconclusive=f"{i} {'is' if i == 1 else 'are'} inconclusive",
+            aside=aside,
         )
     if control is None:
         name = "so_blind"
     else:
         name = "so_holds" if control and quoted_own_control else "so_elsewhere" if control else "so_fails"
-    return load_spec().sentence(name, claims=claims)
+    return spec.sentence(name, claims=claims)
 
 
 def retest_placebo(retest: Retest) -> tuple[pd.DataFrame, pd.Series] | None:

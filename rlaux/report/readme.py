@@ -258,18 +258,15 @@ def _power_clause(inconclusive: pd.DataFrame) -> str:
 
 def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame) -> str:
     """Why, from the placebo claims and the agents' reward signal: does the learned agent beat one that learns nothing?"""
+    spec = load_spec()
     if not ("method" in runs and runs.method.isin(RL_METHODS).any()):
-        return "No RL-AUX run is in this profile, so there is no agent to diagnose."
+        return spec.sentence("why_no_agent")
     if agents.empty:
-        return (
-            "These runs logged no agent diagnostics (runs.csv has no policy entropy for the RL runs), so this "
-            "report cannot say why."
-        )
+        return spec.sentence("why_no_diagnostics")
     placebo = tested[tested.claim == PLACEBO_CLAIM]
     words = "; ".join(f"{_pp(r.mean_difference)} pp on {DATASET_FACTS[r.dataset].title}" for r in placebo.itertuples())
-    beats = placebo.verdict.str.startswith("holds").any()
-    verb = "beats" if beats else "does not beat"
-    lead = f"RL-AUX's agent {verb} its placebo, whose reward ignores its actions ({words})" if len(placebo) else ""
+    verb = "beats" if placebo.verdict.str.startswith("holds").any() else "does not beat"
+    lead = spec.sentence("why_placebo", verb=verb, differences=words) if len(placebo) else ""
     labels_only = ~agents.method.map(lambda m: METHODS[m].weight_aware)  # WA-RL's actions carry weights too
     real = agents[~agents.placebo & agents.reward_label_component.notna() & labels_only]
     if len(real):
@@ -277,12 +274,9 @@ def _why_sentence(tested: pd.DataFrame, runs: pd.DataFrame, agents: pd.DataFrame
         what = "the label sets' variance component of the reward probe"
         lo_pct, hi_pct = percent(lo, what=what), percent(hi, what=what)  # shares in [0, 1]; refused outside
         share = lo_pct if lo_pct == hi_pct else f"{lo_pct}–{hi_pct}"
-        signal = (
-            f"the reward it is given varies {'little' if hi < SIGNAL_SHARE else 'measurably'} with its labels "
-            f"(the label sets' variance component is {share} of the one-step reward probe's variance)"
-        )
+        signal = spec.sentence("why_signal", how="little" if hi < SIGNAL_SHARE else "measurably", share=share)
         return f"{lead}, and {signal}." if lead else f"{signal[0].upper()}{signal[1:]}."
-    return f"{lead}." if lead else "No placebo and no reward probe in this profile, so this report cannot say why."
+    return f"{lead}." if lead else spec.sentence("why_nothing")
 
 
 def _retest_sentence(search: pd.DataFrame | None, retest: Retest | None) -> str:
