@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from rlaux.config import DATASET_FACTS
 from rlaux.report.markdown import MAX_PP, mde_cell
 from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import ALPHA, holm, mde, paired_test
@@ -34,13 +33,7 @@ def claim_list(trained: Iterable[str] = ()) -> list[Claim]:
     always (the paper's), and those shown only where trained (the suite's controls) when in `trained`."""
     spec, names = load_spec(), set(trained)
     return [
-        Claim(
-            c.text,
-            ds,
-            c.better.format(p=DATASET_FACTS[ds].prefix),
-            c.worse.format(p=DATASET_FACTS[ds].prefix, control=d.control),
-            c.margin,
-        )
+        Claim(c.text, ds, *spec.claim_arms(ds, key), c.margin)
         for key, c in spec.claims.items()
         for ds, d in spec.datasets.items()
         if key in d.claims and spec.shown(ds, names)

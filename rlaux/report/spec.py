@@ -7,6 +7,7 @@ know is an error that names it and the fix. Torch-free, so a bad spec fails in w
 from __future__ import annotations
 
 import string
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -152,6 +153,31 @@ class ReportSpec(_Strict):
         if dupes := sorted({f for f in files if files.count(f) > 1}):
             raise ValueError(f"figure file name(s) {dupes} appear twice")
         return self
+
+    def claim_arms(self, dataset: str, key: str) -> tuple[str, str]:
+        """A claim's (better, worse) for a dataset: "{p}" and "{control}" filled in."""
+        c, prefix = self.claims[key], DATASET_FACTS[dataset].prefix
+        return c.better.format(p=prefix), c.worse.format(p=prefix, control=self.datasets[dataset].control)
+
+    def check(self, experiments: Iterable[str]) -> None:
+        """UserError naming every experiment id (or `best:` prefix) the spec names that `experiments` lacks: a typo
+        would otherwise show a claim or bar as 'not run in this profile' for ever. Held against the committed
+        params.yaml by the tests, not by the stages: a trimmed params.yaml (a test's tiny project) names fewer."""
+        known = set(experiments)
+        named = {arm for ds, d in self.datasets.items() for key in d.claims for arm in self.claim_arms(ds, key)}
+        named |= {e for f in self.figures for e in f.bars} | set(self.arms.agreement) | set(self.arms.paper_control)
+        named |= set(self.arms.randomized_task.ours) | set(self.arms.randomized_task.paper)
+        missing = sorted(
+            p
+            for arm in named
+            for p in (arm[5:].split(",") if arm.startswith("best:") else [arm])
+            if not (any(e.startswith(p) for e in known) if arm.startswith("best:") else p in known)
+        )
+        if missing:
+            raise UserError(
+                f"report.yaml names experiment(s) {missing} that params.yaml's `experiments` lacks; "
+                "fix the id in report.yaml or add the experiment to params.yaml"
+            )
 
     def sentence(self, name: str, **fields: str) -> str:
         """A prose template filled by name; the fields must be exactly the template's (PROSE_FIELDS)."""
