@@ -175,7 +175,7 @@ def _subsets(args: argparse.Namespace) -> None:
 def _collect(args: argparse.Namespace) -> None:
     from rlaux.report.collect import collect
 
-    runs, _ = collect(load_params(args.params), args.results)
+    runs, _ = collect(load_params(args.params).at(args.profile), args.results)
     print(f"collected {len(runs)} runs into {args.results}")
 
 
@@ -199,7 +199,7 @@ def _dose(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    params = load_params(args.params)
+    params = load_params(args.params).at(args.profile)
     runs, curves, paper = (
         _read_csv(args.results / "runs.csv"),
         _read_csv(args.results / "curves.csv"),
@@ -208,7 +208,7 @@ def _report(args: argparse.Namespace) -> None:
     if args.command == "figures":
         from rlaux.report.figures import write_figures
 
-        paths = write_figures(runs, curves, paper, params.profile, args.out)
+        paths = write_figures(runs, curves, paper, params.profile, args.out, args.only)
         print(f"wrote {len(paths)} figures into {args.out}")
     else:
         from rlaux.report.answer import FollowUps
@@ -345,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     co = sub.add_parser("collect", help="gather every active run's metrics and curves into results/")
     co.add_argument("--params", **params_flag)
     co.add_argument("--results", type=Path, default=Path("results"))
+    co.add_argument("--profile", default=None, help="the profile to collect (default: params.yaml's `profile`)")
     co.set_defaults(func=_collect)
     se = sub.add_parser(
         "search",
@@ -372,6 +373,15 @@ def build_parser() -> argparse.ArgumentParser:
         rp.add_argument("--results", type=Path, default=Path("results"))
         rp.add_argument("--paper", type=Path, default=Path("paper_tables/paper.csv"))
         rp.add_argument("--out", type=Path, default=Path(default_out))
+        rp.add_argument("--profile", default=None, help="the profile collected in --results (default: params.yaml's)")
+        if name == "figures":
+            rp.add_argument(
+                "--only",
+                nargs="+",
+                default=None,
+                metavar="FILE",
+                help="draw only these: report.yaml's figures by `file` (e.g. fig-pairs), `claims` for the claims' plot",
+            )
         if name == "tables":
             rp.add_argument(
                 "--figures",

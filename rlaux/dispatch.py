@@ -84,11 +84,7 @@ def dispatch(
     what Ray detects). `runs_per_gpu` defaults to the profile's `queue.runs_per_gpu`. Everything is
     validated before Ray starts.
     """
-    params = load_params(params_path)
-    if profile is not None:
-        if profile not in params.profiles:
-            raise ConfigError(f"profile {profile!r} unknown; allowed: {', '.join(params.profiles)}")
-        params.profile = profile
+    params = load_params(params_path).at(profile)
     if cpus_per_run < 1:
         raise ConfigError(f"--cpus-per-run {cpus_per_run} must be at least 1")
     runs = params.active_runs()

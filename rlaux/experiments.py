@@ -136,6 +136,14 @@ class Params(BaseModel):
     def active(self) -> Profile:
         return self.profiles[self.profile]
 
+    def at(self, profile: str | None) -> Params:
+        """These params with `profile` active (None: as they are); ConfigError naming the known profiles."""
+        if profile is None:
+            return self
+        if profile not in self.profiles:
+            raise ConfigError(f"profile {profile!r} unknown; allowed: {', '.join(self.profiles)}")
+        return self.model_copy(update={"profile": profile})
+
     def pool(self) -> list[int]:
         """The seeds the active profile may use: its own pool, else the global one."""
         return self.active.seed_pool if self.active.seed_pool is not None else self.seed_pool
@@ -300,11 +308,7 @@ def run_experiment(
     `CheckpointError` and leaves the directory as it was. `seed` trains that run only (for
     spreading one experiment over several workers: `rlaux dispatch`). `profile` overrides params.yaml's.
     """
-    params = load_params(params_path)
-    if profile is not None:
-        if profile not in params.profiles:
-            raise ConfigError(f"profile {profile!r} unknown in {params_path}; allowed: {', '.join(params.profiles)}")
-        params.profile = profile
+    params = load_params(params_path).at(profile)
     if exp_id not in params.experiments:
         raise ConfigError(f"unknown experiment {exp_id!r} in {params_path}; known: {', '.join(params.experiments)}")
     if plan_file is not None:

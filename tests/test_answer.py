@@ -12,6 +12,7 @@ from test_pipeline import REPO
 from test_report import _search_and_retest, _smoke_like_runs
 
 from rlaux.cli import main
+from rlaux.errors import UserError
 from rlaux.experiments import load_params
 from rlaux.report.answer import (
     MARK_CLOSE,
@@ -27,7 +28,7 @@ from rlaux.report.answer import (
 )
 from rlaux.report.claims import all_claims
 from rlaux.report.readme import render
-from rlaux.report.search import Retest
+from rlaux.report.search import Chain, Retest
 
 
 def _short(text: str) -> None:
@@ -230,6 +231,77 @@ def test_the_second_search_running_judged_so_far_or_holding():
     assert sentences(text)[0].endswith(
         "; the second registered search is running (3 cells in budget, none judged yet)."
     )
+
+
+def _chain(placebo_holds: bool = False) -> Chain:
+    """A judged chain's seven claims on the registered metric (and the other metric's family, never quoted), and its
+    RL arms' labels."""
+    claims = [
+        ("pairs-human > pairs-single", 5.0, "holds"),
+        ("pairs-human > pairs-single-scale2", 4.0, "holds"),
+        ("pairs-rl > pairs-single", 1.0, "does not hold"),
+        ("pairs-rl > pairs-single-scale2", -1.0, "does not hold (the 95% interval is below 0)"),
+        ("pairs-rl > pairs-rl-placebo", 2.5 if placebo_holds else 0.25, "holds" if placebo_holds else "does not hold"),
+        ("pairs-rl-sample > pairs-rl-placebo", -0.5, "does not hold"),
+        ("pairs-oracle-sample > pairs-single", 3.0, "holds"),
+    ]
+    table = pd.DataFrame(
+        [
+            {"claim": c, "metric": "test_acc_best_val", "n": 8, "mean_difference": d, "verdict": v}
+            | {"p_holm": 0.0004 if v == "holds" else 0.81}
+            for c, d, v in claims
+        ]
+    )
+    other = table.assign(metric="test_acc_last15", mean_difference=9.99, verdict="holds")
+    agent = pd.DataFrame(
+        {
+            "experiment": ["pairs-rl", "pairs-rl-placebo", "pairs-rl-sample", "pairs-rl-untrained"],
+            "fine_agreement": [0.51, 0.5, 0.62, math.nan],
+            "ci95": [0.02, 0.01, 0.03, math.nan],
+            "chance": [0.5] * 4,
+            "above_chance": [False, False, True, False],
+        }
+    )
+    return Chain(pd.concat([table, other], ignore_index=True), agent)
+
+
+def test_a_judged_chain_says_what_rl_aux_did_where_the_control_holds(tmp_path):
+    """Once the chain in the control's cell is judged, its registered claims (report.yaml's arms.chain) follow the
+    control; the profile's own claims come after it as space allows; before, RL-AUX is 'yet to be tested' there."""
+    claims = _claims(-0.35, "inconclusive (wrong direction)")
+    first = _search(["does not hold", "does not hold"], [-1.0, 0.5])
+    holding = _search(["does not hold", "holds", "not run"], [1.0, 4.0, 0.0], holm=True)
+    text = answer(claims, FollowUps(searches=(first, holding), chains=(None, _chain()), retest=_retest()))
+    _short(text)
+    assert sentences(text)[1] == (
+        "So RL-AUX was tested there (8 fresh seeds; 3 of 7 chain claims hold): as published it does not beat its "
+        "placebo (+0.25 pp, Holm p = 0.81), with per-sample credit it does not beat it (-0.50 pp, Holm p = 0.81; its "
+        "fine-label agreement 0.620 ± 0.030, above chance 0.50)."
+    )
+    assert sentences(text)[2].startswith(
+        "On the paper's datasets, all 3 of the study profile's claims are inconclusive"
+    )
+    assert "9.99" not in text  # the other metric's family: the body's, not the answer's
+    text = answer(claims, FollowUps(searches=(first, holding), chains=(None, _chain(placebo_holds=True))))
+    assert "as published it beats its placebo (+2.50 pp, Holm p = 0.0004)" in text
+    # a chain beside a search whose control does not hold is not quoted; nor is one not judged yet
+    assert "chain" not in answer(claims, FollowUps(searches=(first,), chains=(_chain(),)))
+    searches = tmp_path / "searches"
+    searches.mkdir()
+    holding.to_csv(searches / "positive_control_2.csv", index=False)
+    for part in ("chain", "chain_agent"):
+        (searches / f"positive_control_2_{part}.csv").write_text("\n")  # as `rlaux search` writes it unjudged
+    follow = FollowUps.read(searches, tmp_path / "none.csv")
+    assert follow.chains == (None, None)
+    assert "where RL-AUX is yet to be tested" in answer(claims, follow)
+    _chain().claims.to_csv(searches / "positive_control_2_chain.csv", index=False)
+    _chain().agent.to_csv(searches / "positive_control_2_chain_agent.csv", index=False)
+    follow = FollowUps.read(searches, tmp_path / "none.csv")
+    assert sentences(answer(claims, follow))[1].startswith("So RL-AUX was tested there (8 fresh seeds; 3 of 7")
+    # a quoted claim the chain did not test is named
+    untested = Chain(_chain().claims[_chain().claims.claim != "pairs-rl-sample > pairs-rl-placebo"], _chain().agent)
+    with pytest.raises(UserError, match="'pairs-rl-sample > pairs-rl-placebo', which the chain did not test"):
+        answer(claims, FollowUps(searches=(first, holding), chains=(None, untested)))
 
 
 def test_the_re_test_and_the_oracle_as_space_allows():

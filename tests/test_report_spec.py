@@ -11,6 +11,7 @@ import pytest
 import yaml
 from test_pipeline import REPO, _synthetic_runs
 
+from rlaux.cli import main
 from rlaux.errors import UserError
 from rlaux.experiments import load_params
 from rlaux.report import spec as spec_module
@@ -142,3 +143,26 @@ def test_cifar10_pairs_reaches_the_claims_figures_and_answer_through_its_spec_en
     assert not (all_claims(study, "study", paper).dataset == "cifar10-pairs").any()
     drawn = {p.name for p in write_figures(study, pd.DataFrame(), paper, "study", tmp_path / "study")}
     assert "fig-pairs.png" not in drawn and "fig04.png" in drawn
+
+
+def test_a_profile_of_its_own_draws_only_the_figures_asked_for(tmp_path, capsys):
+    """`rlaux figures --profile P --only fig-pairs` (the chain's figure stage): that figure alone, headed with P; an
+    unknown figure or profile is refused, naming the known ones, before anything is drawn."""
+    results = tmp_path / "results"
+    results.mkdir()
+    _pairs_runs().to_csv(results / "runs.csv", index=False)
+    pd.DataFrame().to_csv(results / "curves.csv", index=False)
+    args = ["figures", "--params", str(REPO / "params.yaml"), "--results", str(results), "--paper"]
+    args += [str(REPO / "paper_tables" / "paper.csv"), "--profile", "chain-p5k-w8-m9", "--out", str(tmp_path / "f")]
+    main([*args, "--only", "fig-pairs"])
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["fig-pairs.png"]
+    main([*args, "--only", "fig-pairs", "claims"])
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["claims.png", "fig-pairs.png"]
+    refused = {"fig-pair": ("no figure ['fig-pair'] in report.yaml", "fig-pairs, claims")}
+    refused |= {"chian": ("profile 'chian' unknown; allowed: ", "chain-p5k-w8-m9")}
+    for bad, (why, known) in refused.items():
+        with pytest.raises(SystemExit):
+            main([*args, "--only" if bad.startswith("fig") else "--profile", bad])
+        err = capsys.readouterr().err
+        assert why in err and known in err, err
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["claims.png", "fig-pairs.png"]

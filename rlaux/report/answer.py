@@ -3,10 +3,11 @@ only, every number formatted here and none typed. The README's answer (`rlaux an
 MARK_OPEN and MARK_CLOSE) and the opening of the searched profile's report (`rlaux tables`) are this same text.
 
 It leads with whether the positive control holds (human labels beat single-task learning and single-task with its
-loss ×2: the registered searches' rule), says what that means for the verdicts on RL-AUX (the profile's claims on
-the registered metric, Holm-adjusted, with the effects its seeds could detect), then, as space allows, the
-re-test at the first search's most promising cell (its placebo claim and the agent's fine agreement against chance)
-and the oracle's dose-response (can the agent learn from a reward that is the answer?). The headline quotes only
+loss ×2: the registered searches' rule), says what that means for the verdicts on RL-AUX (once the registered chain in
+the control's cell is judged, its claims there; before, the profile's claims on the registered metric, Holm-adjusted,
+with the effects its seeds could detect), then, as space allows, the profile's claims (where the chain took their
+place), the re-test at the first search's most promising cell (its placebo claim and the agent's fine agreement
+against chance) and the oracle's dose-response (can the agent learn from a reward that is the answer?). The headline quotes only
 what was declared: registered claims on the registered metric (`rlaux.report.claims.HEADLINE_METRIC`).
 
 Another profile's report (the smoke run's) opens with the same generator on its own claims alone: it quotes no
@@ -27,7 +28,7 @@ from rlaux.errors import UserError
 from rlaux.io import read_table
 from rlaux.report.claims import HEADLINE_METRIC
 from rlaux.report.markdown import MAX_PP, within
-from rlaux.report.search import Retest
+from rlaux.report.search import Chain, Retest
 from rlaux.report.spec import load as load_spec
 from rlaux.report.stats import mean_ci
 
@@ -97,13 +98,15 @@ def words(text: str) -> int:
 @dataclass(frozen=True)
 class FollowUps:
     """What follows up the searched profile, as `rlaux search` and `rlaux dose-response` wrote it: the registered
-    searches' tables (None where one has no table yet), the first search's re-test, the oracle's dose-response."""
+    searches' tables (None where one has no table yet), their judged chains (None where a search has none judged),
+    the first search's re-test, the oracle's dose-response."""
 
     searches: tuple[pd.DataFrame | None, ...] = ()
     retest: Retest | None = None
     dose: pd.DataFrame | None = None
     dose_figure: Path | None = None
     searches_dir: Path = SEARCHES_DIR
+    chains: tuple[Chain | None, ...] = ()
 
     @classmethod
     def read(cls, searches_dir: Path = SEARCHES_DIR, dose_csv: Path = DOSE_CSV) -> FollowUps:
@@ -111,6 +114,7 @@ class FollowUps:
         figure = Path(dose_csv).with_suffix(".png")
         return cls(
             searches=tuple(read_table(p) if p.is_file() else None for p in paths),
+            chains=tuple(Chain.read(p) for p in paths),
             retest=Retest.read(paths[0]),
             dose=read_table(dose_csv) if Path(dose_csv).is_file() else None,
             dose_figure=figure if figure.is_file() else None,
@@ -257,9 +261,9 @@ def _power(inconclusive: pd.DataFrame) -> str:
     return f"detectable at 80% power: {', '.join(parts)}" if parts else ""
 
 
-def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_control: bool) -> str:
-    """What the control's verdict means for the verdicts on RL-AUX: the profile's claims on the registered metric
-    after Holm adjustment (named where one or two hold or are reversed), with the effects its seeds could detect."""
+def claims_clause(tested: pd.DataFrame, quoted_own_control: bool) -> str:
+    """The profile's claims on the registered metric after Holm adjustment (named where one or two hold or are
+    reversed), with its own control where another was quoted and the effects its seeds could detect."""
     profile = str(tested.profile.iloc[0]) if "profile" in tested else "this"
     kind = tested.verdict.str.split().str[0]
     h, r, i = (int((kind == k).sum()) for k in ("holds", "reversed", "inconclusive"))
@@ -287,11 +291,73 @@ def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_con
             inconclusive=f"{i} {'is' if i == 1 else 'are'} inconclusive",
             aside=aside,
         )
+    return claims
+
+
+def verdicts_sentence(tested: pd.DataFrame, control: bool | None, quoted_own_control: bool) -> str:
+    """What the control's verdict means for the verdicts on RL-AUX: the profile's claims (`claims_clause`)."""
     if control is None:
         name = "so_blind"
     else:
         name = "so_holds" if control and quoted_own_control else "so_elsewhere" if control else "so_fails"
-    return spec.sentence(name, claims=claims)
+    return load_spec().sentence(name, claims=claims_clause(tested, quoted_own_control))
+
+
+def agreement_clause(template: str, a: pd.Series) -> str:
+    """An agent's fine agreement (a row of an agent table) against chance, in `template`; "" where it sampled none."""
+    if pd.isna(a.fine_agreement):
+        return ""
+    m = within(a.fine_agreement, 0.0, 1.0, "a fine agreement (share of sampled labels)")
+    return load_spec().sentence(
+        template,
+        position="above" if a.above_chance else ("below" if m + a.ci95 < a.chance else "at"),
+        agreement=f"{m:.3f}",
+        ci95=f"{a.ci95:.3f}",
+        chance=f"{a.chance:.2f}",
+    )
+
+
+def p_value(p: float) -> str:
+    """A p-value with two decimals, or two significant digits below 0.01 (never '0.00')."""
+    return f"{p:.2g}" if p < 0.01 else f"{p:.2f}"
+
+
+def chain_sentence(chain: Chain) -> str:
+    """The registered chain in the control's cell, on the registered metric: how many of its claims hold, RL-AUX as
+    published and with per-sample credit against the placebo, and that agent's fine agreement against chance (the
+    claims and the agent: report.yaml's arms.chain)."""
+    spec = load_spec()
+    arms = spec.arms.chain
+    tested = chain.claims[chain.claims.metric == HEADLINE_METRIC].set_index("claim")
+    quoted = []
+    for better, worse in (arms.published, arms.sample):
+        if (claim := f"{better} > {worse}") not in tested.index:
+            raise UserError(
+                f"report.yaml's arms.chain quotes the claim {claim!r}, which the chain did not test on "
+                f"{HEADLINE_METRIC} (tested: {', '.join(tested.index)}); name one of those there"
+            )
+        quoted.append(tested.loc[claim])
+    published, sample = quoted
+    agent = chain.agent.set_index("experiment") if len(chain.agent) else pd.DataFrame()
+    return spec.sentence(
+        "answer_chain",
+        seeds=str(int(tested.n.min())),
+        holding=str(int(tested.verdict.str.startswith("holds").sum())),
+        tested=str(len(tested)),
+        verb=_beats(published),
+        difference=pp(published.mean_difference),
+        p_holm=p_value(published.p_holm),
+        verb_sample=_beats(sample),
+        difference_sample=pp(sample.mean_difference),
+        p_sample=p_value(sample.p_holm),
+        agreement=agreement_clause("answer_chain_agreement", agent.loc[arms.agent])
+        if arms.agent in agent.index
+        else "",
+    )
+
+
+def _beats(claim: pd.Series) -> str:
+    return "beats" if str(claim.verdict).startswith("holds") else "does not beat"
 
 
 def retest_placebo(retest: Retest) -> tuple[pd.DataFrame, pd.Series] | None:
@@ -316,17 +382,7 @@ def retest_sentence(searches: tuple[pd.DataFrame | None, ...], retest: Retest | 
     spec = load_spec()
     agent = retest.agent.set_index("experiment") if len(retest.agent) else pd.DataFrame()
     rl = next(iter(spec.arms.agreement))  # RL-AUX as published comes first
-    agreement = ""
-    if rl in agent.index:
-        a = agent.loc[rl]
-        m = within(a.fine_agreement, 0.0, 1.0, "a fine agreement (share of sampled labels)")
-        agreement = spec.sentence(
-            "answer_retest_agreement",
-            position="above" if a.above_chance else ("below" if m + a.ci95 < a.chance else "at"),
-            agreement=f"{m:.3f}",
-            ci95=f"{a.ci95:.3f}",
-            chance=f"{a.chance:.2f}",
-        )
+    agreement = agreement_clause("answer_retest_agreement", agent.loc[rl]) if rl in agent.index else ""
     return spec.sentence(
         "answer_retest",
         seeds=str(int(r.n)),
@@ -365,14 +421,21 @@ class AnswerTooLong(ValueError):
 
 def answer(claims: pd.DataFrame, follow: FollowUps | None = None) -> str:
     """The answer from the profile's claims (claims.csv) and, for the searched profile, its follow-ups: the control
-    and what it means always; the re-test and the oracle as space allows, in that order."""
+    and what it means always (the judged chain in the control's cell, else the profile's claims); then, as space
+    allows and in this order, the profile's claims where the chain took their place, the re-test and the oracle."""
     follow = follow or FollowUps()
     tested = claims[(claims.n > 0) & (claims.metric == HEADLINE_METRIC)] if len(claims) else claims
     if tested.empty:
         return "No claim of the paper has runs in this profile yet."
     control, holds = control_sentence(tested, follow.searches)
     quoted_own = not any(t is not None and len(_judged(t)) for t in follow.searches)
-    parts = [control, verdicts_sentence(tested, holds, quoted_own)]
+    held = _held(follow.searches)
+    chain = follow.chains[held[0]] if held is not None and held[0] < len(follow.chains) else None
+    if chain is not None:
+        parts = [control, chain_sentence(chain)]
+        first = [load_spec().sentence("answer_study", claims=claims_clause(tested, quoted_own))]
+    else:
+        parts, first = [control, verdicts_sentence(tested, holds, quoted_own)], []
     if words(" ".join(parts)) > MAX_WORDS or len(sentences(" ".join(parts))) > 2:
         raise AnswerTooLong(f"the answer's compulsory sentences break its limits: {' '.join(parts)}")
     chance = (
@@ -382,7 +445,11 @@ def answer(claims: pd.DataFrame, follow: FollowUps | None = None) -> str:
     )
     named = _searches_clause(follow.searches)[1] if holds is False else None
     cell = None if named is None else str(named.profile)
-    for optional in (retest_sentence(follow.searches, follow.retest, cell), oracle_sentence(follow.dose, chance)):
+    for optional in (
+        *first,
+        retest_sentence(follow.searches, follow.retest, cell),
+        oracle_sentence(follow.dose, chance),
+    ):
         candidate = " ".join([*parts, optional])
         if optional and len(sentences(candidate)) <= MAX_SENTENCES and words(candidate) <= MAX_WORDS:
             parts.append(optional)

@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from rlaux.errors import ConfigError
 from rlaux.experiments import Params
 from rlaux.io import write_text
 from rlaux.report.collect import AGREEMENT_EPOCHS, final_agreement
@@ -35,14 +34,14 @@ def nominal_share(noise: float, psi: int, batch_size: int) -> float:
 
 def oracle_runs(params: Params, profile: str) -> int:
     """How many oracle runs the profile plans (finished or not)."""
-    at = params.model_copy(update={"profile": profile})
+    at = params.at(profile)
     return sum(cfg.rl.reward == "oracle" for _, _, cfg in at.active_runs())
 
 
 def dose_table(params: Params, profile: str) -> pd.DataFrame:
     """One row per finished oracle run of the profile: credit, noise, nominal share, final fine agreement (a run
     still training is left out; `write_dose` says how many are)."""
-    at = params.model_copy(update={"profile": profile})
+    at = params.at(profile)
     rows = []
     for exp_id, seed, cfg in at.active_runs():
         if cfg.rl.reward != "oracle":
@@ -86,11 +85,10 @@ def draw_dose(table: pd.DataFrame, chance: float) -> plt.Figure:
 
 def write_dose(params: Params, profile: str, out_dir: Path) -> pd.DataFrame:
     """<out_dir>/dose_response.csv, .md and .png."""
-    if profile not in params.profiles:
-        raise ConfigError(f"profile {profile!r} unknown; allowed: {', '.join(params.profiles)}")
+    at = params.at(profile)  # a known profile, or ConfigError naming them
     table = dose_table(params, profile)
     write_text(out_dir / "dose_response.csv", table.to_csv(index=False))
-    psi = next((cfg.psi for _, _, cfg in params.model_copy(update={"profile": profile}).active_runs()), 5)
+    psi = next((cfg.psi for _, _, cfg in at.active_runs()), 5)
     sns.set_theme(style="whitegrid", context="notebook")
     save_figure(draw_dose(table, 1 / psi), out_dir / "dose_response.png")
     summary = []

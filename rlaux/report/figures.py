@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -15,6 +16,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
+from rlaux.errors import UserError
 from rlaux.io import atomic_write
 from rlaux.report.claims import HEADLINE_METRIC, all_claims, claim_list, last15_name, run_epochs, trained_datasets
 from rlaux.report.spec import FigureSpec
@@ -278,12 +280,26 @@ def save_figure(f: plt.Figure, path: Path) -> Path:
 
 
 def write_figures(
-    runs: pd.DataFrame, curves: pd.DataFrame, paper: pd.DataFrame, profile: str, out_dir: Path
+    runs: pd.DataFrame,
+    curves: pd.DataFrame,
+    paper: pd.DataFrame,
+    profile: str,
+    out_dir: Path,
+    only: Iterable[str] | None = None,
 ) -> list[Path]:
-    """report.yaml's figures that the profile shows (fig04.png ...) and the claims' forest plot (claims.png)."""
+    """report.yaml's figures that the profile shows (fig04.png ...) and the claims' forest plot (claims.png), or
+    `only` those of them (by file stem). A name that is neither is refused before anything is drawn."""
+    claims = Path(CLAIMS_FIGURE).stem
+    known = [f.file for f in figures()] + [claims]
+    if only is not None and (unknown := sorted(set(only) - set(known))):
+        raise UserError(f"no figure {unknown} in report.yaml; its figures: {', '.join(known)}")
+    wanted = set(known if only is None else only)
     sns.set_theme(style="whitegrid", context="notebook")
     paths = [
         save_figure(draw(fig, runs, curves, paper, profile), out_dir / f"{fig.file}.png")
         for fig in figures(trained_datasets(runs))
+        if fig.file in wanted
     ]
-    return [*paths, save_figure(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE)]
+    if claims in wanted:
+        paths.append(save_figure(draw_claims(runs, curves, paper, profile), out_dir / CLAIMS_FIGURE))
+    return paths

@@ -29,7 +29,7 @@ from rlaux.report.stats import holm, linear_trend, mde, mean_ci, paired_test
 def arm_metrics(params: Params, profile: str, arms: tuple[str, ...], metric: str) -> tuple[pd.DataFrame, int]:
     """One row per finished (arm, seed) of the profile: the metric and the run's training seconds; and how many
     runs the profile has in all (a cell is judged only when every one has finished)."""
-    at = params.model_copy(update={"profile": profile})
+    at = params.at(profile)
     rows, planned = [], 0
     for exp_id in arms:
         for seed in at.seeds():
@@ -150,7 +150,7 @@ def search_table(params: Params, name: str) -> pd.DataFrame:
 def relative_compute(params: Params, profile: str, arm: str) -> float:
     """A run's training compute in the profile, width² x epochs x training images (a VGG's multiply-adds grow with
     the square of its width), relative to width 1, one epoch and 1,000 images: machine-free, unlike seconds."""
-    at = params.model_copy(update={"profile": profile})
+    at = params.at(profile)
     cfg = at.run_config(arm, at.seeds()[0])
     if cfg is None:
         raise ConfigError(f"profile {profile!r} does not run {arm!r}; add it to the profile's `only`")
@@ -185,10 +185,8 @@ class Retest:
     @classmethod
     def read(cls, search_csv: Path) -> Retest | None:
         """The re-test written beside a search's table, or None when there is none."""
-        paths = [search_csv.with_name(f"{search_csv.stem}_{part}.csv") for part in ("retest", "agent")]
-        if not all(p.is_file() for p in paths):
-            return None
-        return cls(read_table(paths[0]), read_table(paths[1]))
+        tables = _beside(search_csv, "retest", "agent")
+        return None if tables is None else cls(*tables)
 
     def cell(self, table: pd.DataFrame) -> str | None:
         """The search cell the re-test ran at (its claims' `cell`; a table from before that column: the most
@@ -196,6 +194,27 @@ class Retest:
         if "cell" in self.claims and len(self.claims):
             return str(self.claims.cell.iloc[0])
         return most_promising(table)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """The chain as `rlaux search` wrote it (<name>_chain.csv, <name>_chain_agent.csv), for the answer."""
+
+    claims: pd.DataFrame
+    agent: pd.DataFrame
+
+    @classmethod
+    def read(cls, search_csv: Path) -> Chain | None:
+        """The judged chain written beside a search's table; None when there is none or it is not judged yet (its
+        claims are empty until every chain run has finished)."""
+        tables = _beside(search_csv, "chain", "chain_agent")
+        return None if tables is None or tables[0].empty else cls(*tables)
+
+
+def _beside(search_csv: Path, *parts: str) -> tuple[pd.DataFrame, ...] | None:
+    """The tables `rlaux search` wrote beside a search's table (<name>_<part>.csv), or None when one is missing."""
+    paths = [search_csv.with_name(f"{search_csv.stem}_{part}.csv") for part in parts]
+    return tuple(read_table(p) for p in paths) if all(p.is_file() for p in paths) else None
 
 
 def most_promising(table: pd.DataFrame) -> str | None:
@@ -210,7 +229,7 @@ def most_promising(table: pd.DataFrame) -> str | None:
 def retest_runs(params: Params, profile: str) -> tuple[pd.DataFrame, int]:
     """One row per finished run of a re-test profile: the claim metrics, the validation accuracy (the claims pick
     pools on it) and, for RL runs, the fine agreement over the last epochs; and how many runs it plans."""
-    at = params.model_copy(update={"profile": profile})
+    at = params.at(profile)
     rows, planned = [], 0
     for exp_id, seed, cfg in at.active_runs():
         planned += 1

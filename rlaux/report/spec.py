@@ -38,6 +38,12 @@ PROSE_FIELDS: dict[str, frozenset[str]] = {
     "answer_retest": frozenset({"seeds", "where", "holding", "tested", "verb", "difference", "p_holm", "agreement"}),
     "answer_retest_agreement": frozenset({"position", "agreement", "ci95", "chance"}),
     "answer_oracle": frozenset({"listed"}),
+    "answer_chain": frozenset(
+        {"seeds", "holding", "tested", "verb", "difference", "p_holm", "verb_sample", "difference_sample", "p_sample"}
+        | {"agreement"}
+    ),
+    "answer_chain_agreement": frozenset({"position", "agreement", "ci95", "chance"}),
+    "answer_study": frozenset({"claims"}),
     "search_held": frozenset({"cell", "difference", "p"}),
     "search_held_confirmed": frozenset({"cell", "difference", "p", "fresh_difference", "fresh_p_holm"}),
     "search_none": frozenset({"cells", "compute", "cell", "difference", "p"}),
@@ -99,10 +105,22 @@ class RandomizedTask(_Strict):
     paper: tuple[str, str]
 
 
+class ChainArms(_Strict):
+    """The registered chain's claims the answer quotes (each a `better > worse` of params.yaml's chain_claims)."""
+
+    published: tuple[str, str]
+    """RL-AUX as published against its placebo."""
+    sample: tuple[str, str]
+    """RL-AUX with per-sample credit against the placebo."""
+    agent: str
+    """The arm whose fine agreement the answer quotes (the report lists every RL arm's)."""
+
+
 class Arms(_Strict):
     agreement: dict[str, str]
     paper_control: tuple[str, str]
     randomized_task: RandomizedTask
+    chain: ChainArms
 
 
 class ReportSpec(_Strict):
@@ -167,6 +185,7 @@ class ReportSpec(_Strict):
         named = {arm for ds, d in self.datasets.items() for key in d.claims for arm in self.claim_arms(ds, key)}
         named |= {e for f in self.figures for e in f.bars} | set(self.arms.agreement) | set(self.arms.paper_control)
         named |= set(self.arms.randomized_task.ours) | set(self.arms.randomized_task.paper)
+        named |= {*self.arms.chain.published, *self.arms.chain.sample, self.arms.chain.agent}
         missing = sorted(
             p
             for arm in named
