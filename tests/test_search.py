@@ -452,6 +452,12 @@ def test_the_chain_is_one_holm_family_of_one_sided_claims_judged_once_every_run_
     assert math.isnan(agent.loc["pairs-rl-untrained-asrun", "fine_agreement"])
     assert compare["paper_difference"] == pytest.approx(3.836) and compare["mean_difference"] == pytest.approx(4 / 3)
     assert compare["n"] == 3
+    from rlaux.report.search import chain_figures, chain_markdown
+
+    search = params.searches["pc"]
+    assert chain_figures(params, search) == ["fig-pairs"]  # report.yaml's figures of the chain's dataset
+    text = chain_markdown("pc", search, claims, agent.reset_index(), compare, chain_figures(params, search))
+    assert "![fig-pairs](../../figures/chain/fig-pairs.png)" in text  # drawn by the chain_figures stage
 
 
 @pytest.mark.parametrize(

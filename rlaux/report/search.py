@@ -368,14 +368,24 @@ def chain_tables(
     return claims, chain_agent(runs), compare, f"at {search.chain}, {len(runs)} runs"
 
 
-def chain_markdown(name: str, search: Search, claims: pd.DataFrame, agent: pd.DataFrame, compare: dict) -> str:
-    """The chain's section of the search's .md: claims per family, the agents' labels, the Randomized Task."""
+CHAIN_FIGURES = Path("figures")
+"""Where the `chain_figures` stage draws the chain profile's own figures (<chain>/<file>.png; report.yaml's figures
+of the chain's datasets), linked from the search's .md in paper_tables/searches/."""
+
+
+def chain_markdown(
+    name: str, search: Search, claims: pd.DataFrame, agent: pd.DataFrame, compare: dict, figures: list[str]
+) -> str:
+    """The chain's section of the search's .md: its arms' figures, claims per family, the agents' labels, the
+    Randomized Task."""
     text = (
         f"Registered claims, one family per metric ({search.metric} first, the one the answer quotes): one-sided "
         f"paired t-tests over seeds, Holm across the {len(search.chain_claims)} claims (`p_holm`), α = "
         f"{search.alpha:g}; `mde_80`: the difference each test detects at 80% power. The positive control on "
         "≥ 10 fresh seeds is the confirmation row above.\n\n"
     )
+    for file in figures:
+        text += f"![{file}](../../{CHAIN_FIGURES / str(search.chain) / file}.png)\n\n"
     cols = [
         "claim",
         "metric",
@@ -407,6 +417,12 @@ def chain_markdown(name: str, search: Search, claims: pd.DataFrame, agent: pd.Da
             f"{compare['ci95_high']:+.2f}, {compare['n']} seeds). Another dataset: a direction, not a replication."
         )
     return text + "\n"
+
+
+def chain_figures(params: Params, search: Search) -> list[str]:
+    """report.yaml's figures of the chain profile's datasets (their files): what the `chain_figures` stage draws."""
+    datasets = params.profiles[str(search.chain)].datasets
+    return [f.file for f in load_spec().figures if f.dataset in datasets]
 
 
 def write_search(params: Params, name: str, out_dir: Path, paper: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -462,7 +478,9 @@ def write_search(params: Params, name: str, out_dir: Path, paper: pd.DataFrame |
         write_text(out_dir / f"{name}_chain.csv", claims.to_csv(index=False))
         write_text(out_dir / f"{name}_chain_agent.csv", agent.to_csv(index=False))
         text += f"\n## The chain ({status})\n\n" + (
-            chain_markdown(name, search, claims, agent, compare) if len(claims) else "Not judged yet.\n"
+            chain_markdown(name, search, claims, agent, compare, chain_figures(params, search))
+            if len(claims)
+            else "Not judged yet.\n"
         )
     write_text(out_dir / f"{name}.md", text)
     return table
