@@ -209,7 +209,7 @@ def _report(args: argparse.Namespace) -> None:
         from rlaux.report.figures import write_figures
 
         paths = write_figures(runs, curves, paper, params.profile, args.out, args.only)
-        print(f"wrote {len(paths)} figures into {args.out}")
+        print(f"wrote {len(paths)} figure{'' if len(paths) == 1 else 's'} into {args.out}")
     else:
         from rlaux.report.answer import FollowUps
         from rlaux.report.readme import write_report

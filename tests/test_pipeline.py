@@ -436,8 +436,9 @@ def _sh(cwd: Path, *cmd: str, timeout: int = 600) -> str:
     return res.stdout + res.stderr
 
 
-RECORD_STAGES = ("search", "search_2", "dose_response")
-"""Stages over committed records of their own profiles (runs/grid-*, runs/oracle), whatever the active profile."""
+RECORD_STAGES = ("search", "search_2", "dose_response", "chain_figures")
+"""Stages over committed records of their own profiles (runs/grid-*, runs/oracle, runs/chain-*), whatever the active
+profile."""
 
 
 @pytest.fixture
